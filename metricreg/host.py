@@ -1,0 +1,52 @@
+"""Turning metric results into host values: runs on the writer thread only.
+
+Results of torch and JAX metrics stay on their device on the training thread;
+this is where they become Python floats and numpy arrays. Frameworks are
+recognised by their type's module, so nothing here imports torch or jax.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _framework(value: object) -> str:
+    module = type(value).__module__ or ""
+    return module.split(".", 1)[0]
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    framework = _framework(value)
+    if framework == "torch":
+        return value.detach().to("cpu").numpy()
+    return np.asarray(value)
+
+
+def to_float(value: Any) -> float:
+    """A scalar result as a Python float (NaN for anything that is not a number)."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (int, bool)):
+        return float(value)
+    try:
+        array = to_numpy(value)
+        if array.size != 1:
+            raise ValueError(f"expected a scalar, got an array of shape {array.shape}")
+        return float(array.reshape(()))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot turn {type(value).__name__} into a number: {exc}") from None
+
+
+def is_scalar_like(value: object) -> bool:
+    """True for numbers and 0-d arrays, judged by shape alone (never a device sync)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    shape = getattr(value, "shape", None)
+    return shape is not None and len(shape) == 0 and hasattr(value, "dtype")
+
+
+def finite(value: float) -> bool:
+    return math.isfinite(value)

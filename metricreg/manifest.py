@@ -1,0 +1,183 @@
+"""The run manifest: what metrics a run has and how to judge them.
+
+Written by the Monitor as a JSON string tensor under the plugin name
+``metricreg_health`` (its presence turns the Health tab on), read back by the
+TensorBoard plugin and the CLI. Only the first summary metadata per tag
+survives in TensorBoard, so everything that can change lives in the tensor
+value and readers take the latest one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metricreg.spec import Health
+
+PLUGIN_NAME = "metricreg_health"
+MANIFEST_TAG = "_metricreg/manifest"
+ERRORS_TAG = "_metricreg/errors"
+SCHEMA_VERSION = 1
+PLUGIN_CONTENT = json.dumps({"schema": SCHEMA_VERSION}).encode()
+
+# Section order and titles in the Health tab; any other category follows, sorted.
+KNOWN_CATEGORIES: dict[str, str] = {
+    "collapse": "Representation collapse",
+    "ema": "EMA teacher / student",
+    "generalization": "Generalization gap",
+    "stability": "Stability",
+    "optimization": "Optimization",
+    "prediction": "Prediction quality",
+    "performance": "Performance",
+    "system": "System",
+    "metricreg": "Metric errors",
+    "other": "Other",
+}
+
+
+def category_title(name: str) -> str:
+    return KNOWN_CATEGORIES.get(name) or name.replace("_", " ").replace("-", " ").capitalize()
+
+
+def category_order(names: Iterable[str]) -> list[str]:
+    known = list(KNOWN_CATEGORIES)
+    names = set(names)
+    first = [c for c in known if c in names and c not in ("other", "metricreg")]
+    rest = sorted(n for n in names if n not in KNOWN_CATEGORIES)
+    tail = [c for c in ("other",) if c in names]
+    return first + rest + tail
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """How one written tag relates to the metric that produced it."""
+
+    tag: str
+    metric: str | None
+    member: str | None
+    key: str | None
+    split: str | None
+    health: Health | None
+    plugin: str | None = None
+    description: str = ""
+
+    @property
+    def category(self) -> str:
+        return self.health.category if self.health else "other"
+
+
+# Conventional tags that earn health rules even without a manifest (plain SummaryWriter runs).
+CONVENTIONAL: dict[str, Health] = {
+    "gap/*_relative": Health(
+        category="generalization",
+        warn_above=0.25,
+        critical_above=1.0,
+        description="Relative generalization gap: (eval - train) / |train| for losses, "
+        "(train - eval) / |train| for higher-is-better metrics.",
+        remedy="The model fits the training data much better than held-out data: add regularization "
+        "(weight decay, dropout, augmentation), get more data, or stop earlier.",
+    ),
+    "gap/*_gl": Health(
+        category="generalization",
+        warn_above=5.0,
+        critical_above=20.0,
+        description="Prechelt's generalization loss GL = 100 * (E_val / min E_val so far - 1).",
+        remedy="Validation loss has risen above its best value: consider early stopping at the best "
+        "checkpoint or stronger regularization.",
+    ),
+    "gap/*": Health(
+        category="generalization",
+        description="Generalization gap: eval metric minus the training mean since the previous eval "
+        "(signed so that positive means worse on held-out data).",
+    ),
+}
+
+
+def conventional_health(tag: str) -> Health | None:
+    for pattern, health in CONVENTIONAL.items():
+        if fnmatch.fnmatchcase(tag, pattern):
+            return health
+    return None
+
+
+class Manifest:
+    """Parsed manifest with tag lookup; an empty one for runs that have none."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        data = dict(data or {})
+        self.data = data
+        self.present = bool(data)
+        self.metrics: dict[str, dict[str, Any]] = {m["name"]: m for m in data.get("metrics", [])}
+        self.series: dict[str, dict[str, Any]] = dict(data.get("series", {}))
+        self._health_cache: dict[tuple[str, str], Health | None] = {}
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Manifest:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8")
+        data = json.loads(raw)
+        if not isinstance(data, dict) or int(data.get("version", 0)) > SCHEMA_VERSION:
+            raise ValueError("unsupported metricreg manifest (written by a newer metricreg?)")
+        return cls(data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, sort_keys=True, allow_nan=False)
+
+    def _health(self, metric: str, member: str | None) -> Health | None:
+        key = (metric, member or "")
+        if key not in self._health_cache:
+            entry = self.metrics.get(metric) or {}
+            table = entry.get("health") or {}
+            raw = table.get(member or "") or table.get("")
+            if raw is None and member and len(table) == 1 and "" in table:
+                raw = table[""]
+            self._health_cache[key] = Health.from_dict(raw) if raw else None
+        return self._health_cache[key]
+
+    def lookup(self, tag: str) -> SeriesInfo:
+        """Metric, member and health rule for a tag (falls back to conventions)."""
+        known = self.series.get(tag)
+        if known is not None and known.get("metric"):
+            metric = known["metric"]
+            entry = self.metrics.get(metric, {})
+            return SeriesInfo(
+                tag=tag,
+                metric=metric,
+                member=known.get("member"),
+                key=known.get("key"),
+                split=known.get("split"),
+                health=self._health(metric, known.get("member")),
+                plugin=entry.get("plugin"),
+                description=entry.get("description", ""),
+            )
+        split, _, rest = tag.partition("/")
+        for name in sorted(self.metrics, key=len, reverse=True):
+            if rest == name or rest.startswith(name + "/"):
+                member = rest[len(name) + 1 :] or None
+                entry = self.metrics[name]
+                return SeriesInfo(
+                    tag,
+                    name,
+                    member,
+                    None,
+                    split,
+                    self._health(name, member),
+                    entry.get("plugin"),
+                    entry.get("description", ""),
+                )
+        return SeriesInfo(tag, None, None, None, split or None, conventional_health(tag))
+
+
+def build_manifest(metrics: Iterable[Mapping[str, Any]], series: Mapping[str, Mapping[str, Any]], **extra: Any) -> dict:
+    from metricreg import __version__
+
+    return {
+        "version": SCHEMA_VERSION,
+        "metricreg_version": __version__,
+        "metrics": list(metrics),
+        "series": dict(series),
+        **extra,
+    }

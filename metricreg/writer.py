@@ -1,0 +1,342 @@
+"""The writer thread: host transfer, health rules, encoding and the event file.
+
+The training thread only appends records to a bounded deque. Everything that
+costs time (turning device arrays into numbers, protobuf encoding, CRC32C,
+file I/O, health evaluation, alert hooks) happens here.
+
+Memory is bounded by ``queue_size`` records. When the writer falls behind, the
+``on_full`` policy decides: ``"block"`` (default) makes the training thread
+wait for room, up to ``block_timeout`` seconds, after which the record is
+dropped; ``"drop"`` drops at once. Every dropped record is counted and the
+count is written to the run (``_metricreg/dropped``) and reported by
+``Monitor.close()``: never silent loss, never unbounded growth.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from metricreg import events, host
+from metricreg.health import Alert, HealthTracker
+from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
+
+log = logging.getLogger("metricreg")
+
+DROPPED_TAG = "_metricreg/dropped"
+_file_counter = 0
+_counter_lock = threading.Lock()
+
+
+class LogdirError(OSError):
+    """The log directory cannot be created or written."""
+
+
+def open_event_file(logdir: str) -> tuple[Any, str]:
+    """Create the run directory and a fresh event file, or fail clearly now."""
+    global _file_counter
+    try:
+        os.makedirs(logdir, exist_ok=True)
+    except OSError as exc:
+        raise LogdirError(f"metricreg cannot create the log directory {logdir!r}: {exc.strerror or exc}") from None
+    if not os.path.isdir(logdir):
+        raise LogdirError(f"metricreg log directory {logdir!r} exists and is not a directory")
+    with _counter_lock:
+        _file_counter += 1
+        counter = _file_counter
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter}.metricreg"
+    path = os.path.join(logdir, name)
+    try:
+        handle = open(path, "wb")  # noqa: SIM115 - owned by the writer thread until close()
+    except OSError as exc:
+        raise LogdirError(f"metricreg cannot write to the log directory {logdir!r}: {exc.strerror or exc}") from None
+    return handle, path
+
+
+@dataclass
+class SeriesKey:
+    """Where a written tag came from; shared by every record of that tag."""
+
+    tag: str
+    kind: str
+    metric: str | None
+    member: str | None
+    key: str | None
+    split: str | None
+
+
+@dataclass
+class WriterStats:
+    records: int = 0
+    values: int = 0
+    dropped: int = 0
+    bad_values: int = 0
+    flushes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class EventWriter:
+    """Owns one event file and the thread that fills it."""
+
+    def __init__(
+        self,
+        logdir: str,
+        metrics: list[dict[str, Any]],
+        *,
+        flush_secs: float = 2.0,
+        queue_size: int = 8192,
+        on_full: str = "block",
+        block_timeout: float = 10.0,
+        on_alert: Callable[[Alert], None] | None = None,
+    ) -> None:
+        if on_full not in ("block", "drop"):
+            raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
+        if not flush_secs > 0:
+            raise ValueError(f"flush_secs must be positive, got {flush_secs!r}")
+        self._file, self.path = open_event_file(logdir)
+        self.logdir = logdir
+        self.queue: collections.deque[tuple] = collections.deque()
+        self.queue_size = queue_size
+        self.on_full = on_full
+        self.block_timeout = block_timeout
+        self.flush_secs = flush_secs
+        self.stats = WriterStats()
+        self._on_alert = on_alert
+        self._metrics = metrics
+        self._series: dict[str, dict[str, Any]] = {}
+        self._manifest = Manifest(build_manifest(metrics, {}))
+        self._manifest_dirty = False
+        self._errors: dict[str, dict[str, Any]] = {}
+        self._errors_dirty = False
+        self._dropped_written = 0
+        self._trackers: dict[str, HealthTracker | None] = {}
+        self._scalars = events.ScalarEncoder()
+        self._buffer = bytearray()
+        self._last_step = 0
+        self._last_flush = time.monotonic()
+        self._wake = threading.Event()
+        self._closing = False
+        self._lock = threading.Lock()  # guards file writes between the thread and close()
+        self.alerts: list[Alert] = []
+        # The file is readable by TensorBoard (and the tab enabled) from the first moment.
+        self._buffer += events.tfrecord(events.file_version_event(time.time()))
+        self._write_manifest(0)
+        self._flush_file()
+        self._thread = threading.Thread(target=self._run, name="metricreg-writer", daemon=True)
+        self._thread.start()
+
+    # --- training-thread side ----------------------------------------------------------------
+
+    def put(self, record: tuple) -> None:
+        queue = self.queue
+        if len(queue) >= self.queue_size and not self._make_room():
+            self.stats.dropped += 1
+            return
+        queue.append(record)
+
+    def _make_room(self) -> bool:
+        if self.on_full == "drop" or self._closing or not self._thread.is_alive():
+            return False
+        self._wake.set()
+        deadline = time.monotonic() + self.block_timeout
+        while len(self.queue) >= self.queue_size:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
+        return True
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything queued so far is in the file."""
+        done = threading.Event()
+        self.put(("flush", done))
+        self._wake.set()
+        if not done.wait(timeout):
+            log.warning("metricreg: flush did not finish within %.0f s", timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("metricreg: the writer thread did not finish within %.0f s; closing anyway", timeout)
+        with self._lock:
+            self._drain()
+            self._write_pending_meta()
+            self._flush_file()
+            self._file.close()
+
+    # --- writer-thread side ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._drain(budget=4096)
+            if self._closing and not self.queue:
+                return
+            if time.monotonic() - self._last_flush >= self.flush_secs:
+                with self._lock:
+                    if self._file.closed:
+                        return
+                    self._write_pending_meta()
+                    self._flush_file()
+            if not self.queue:
+                self._wake.wait(0.02)
+                self._wake.clear()
+
+    def _drain(self, budget: int | None = None) -> None:
+        queue = self.queue
+        handled = 0
+        while queue and (budget is None or handled < budget):
+            try:
+                record = queue.popleft()
+            except IndexError:
+                break
+            handled += 1
+            try:
+                self._handle(record)
+            except Exception as exc:  # the writer must survive anything a record holds
+                self._note_error(f"writer failed on a {record[0]!r} record: {exc!r}")
+            if len(self._buffer) > (1 << 20):
+                self._flush_file()
+
+    def _handle(self, record: tuple) -> None:
+        kind = record[0]
+        if kind == "values":
+            _, step, wall_time, items = record
+            self._write_values(step, wall_time, items)
+        elif kind == "log":
+            _, step, wall_time, split, values = record
+            items = [(SeriesKey(f"{split}/{name}", "scalar", None, None, None, split), v) for name, v in values.items()]
+            self._write_values(step, wall_time, items)
+        elif kind == "error":
+            _, step, metric, info = record
+            self._errors[metric] = info
+            self._errors_dirty = True
+            self._last_step = max(self._last_step, step)
+        elif kind == "flush":
+            self._write_pending_meta()
+            self._flush_file()
+            record[1].set()
+        self.stats.records += 1
+
+    def _write_values(self, step: int, wall_time: float, items: list[tuple[SeriesKey, Any]]) -> None:
+        step = int(step)
+        self._last_step = step
+        encoded: list[bytes] = []
+        scalar = self._scalars.value
+        for series, value in items:
+            tag = series.tag
+            if tag not in self._series:
+                self._new_series(series)
+            try:
+                if series.kind == "scalar":
+                    number = host.to_float(value)
+                    encoded.append(scalar(tag, number))
+                    tracker = self._trackers.get(tag)
+                    if tracker is not None:
+                        self._track(tracker, step, number)
+                elif series.kind == "histogram":
+                    data = events.histogram_value(tag, host.to_numpy(value))
+                    if data is not None:
+                        encoded.append(data)
+                elif series.kind == "image":
+                    encoded.append(events.image_value(tag, host.to_numpy(value)))
+                elif series.kind == "text":
+                    encoded.append(events.text_value(tag, str(value)))
+            except (TypeError, ValueError) as exc:
+                self.stats.bad_values += 1
+                self._note_bad_value(series, step, exc)
+        if encoded:
+            self.stats.values += len(encoded)
+            self._buffer += events.tfrecord(events.event(step, wall_time, encoded))
+
+    def _new_series(self, series: SeriesKey) -> None:
+        self._series[series.tag] = {
+            "metric": series.metric,
+            "member": series.member,
+            "key": series.key,
+            "split": series.split,
+            "kind": series.kind,
+        }
+        self._manifest.series[series.tag] = self._series[series.tag]
+        self._manifest_dirty = True
+        tracker = None
+        if series.kind == "scalar":
+            info = self._manifest.lookup(series.tag)
+            if info.health is not None:
+                tracker = HealthTracker(series.tag, info.health, metric=info.metric)
+        self._trackers[series.tag] = tracker
+
+    def _track(self, tracker: HealthTracker, step: int, value: float) -> None:
+        for alert in tracker.feed(step, value):
+            if alert.active:
+                self.alerts.append(alert)
+            elif alert in self.alerts:
+                self.alerts.remove(alert)
+            if self._on_alert is not None:
+                try:
+                    self._on_alert(alert)
+                except Exception as exc:
+                    self._note_error(f"an on_alert hook failed: {exc!r}")
+
+    def _note_bad_value(self, series: SeriesKey, step: int, exc: Exception) -> None:
+        name = series.metric or series.tag
+        entry = self._errors.get(name) or {
+            "plugin": None if series.metric else "Monitor.log",
+            "count": 0,
+            "consecutive": 0,
+            "first_step": step,
+            "disabled": False,
+        }
+        entry.update(
+            count=entry["count"] + 1,
+            consecutive=entry["consecutive"] + 1,
+            last_step=step,
+            last_message=f"{series.tag}: {exc}",
+        )
+        self._errors[name] = entry
+        self._errors_dirty = True
+
+    def _note_error(self, message: str) -> None:
+        if message not in self.stats.errors:
+            log.error("metricreg: %s", message)
+            if len(self.stats.errors) < 100:
+                self.stats.errors.append(message)
+
+    def _write_manifest(self, step: int) -> None:
+        data = build_manifest(self._metrics, self._series)
+        value = events.string_tensor_value(MANIFEST_TAG, json.dumps(data, sort_keys=True), PLUGIN_NAME, PLUGIN_CONTENT)
+        self._buffer += events.tfrecord(events.event(step, time.time(), [value]))
+        self._manifest_dirty = False
+
+    def _write_pending_meta(self) -> None:
+        if self._manifest_dirty:
+            self._write_manifest(self._last_step)
+        if self._errors_dirty:
+            text = json.dumps(self._errors, sort_keys=True, default=str)
+            value = events.string_tensor_value(ERRORS_TAG, text, PLUGIN_NAME, PLUGIN_CONTENT)
+            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+            self._errors_dirty = False
+        if self.stats.dropped != self._dropped_written:
+            self._dropped_written = self.stats.dropped
+            value = self._scalars.value(DROPPED_TAG, float(self.stats.dropped))
+            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+
+    def _flush_file(self) -> None:
+        if self._buffer and not self._file.closed:
+            self._file.write(self._buffer)
+            self._file.flush()
+            self._buffer = bytearray()
+            self.stats.flushes += 1
+        self._last_flush = time.monotonic()

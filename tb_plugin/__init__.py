@@ -1,0 +1,1 @@
+"""metricreg's TensorBoard plugin: the Health tab (import name ``metricreg_tensorboard``)."""
