@@ -160,28 +160,25 @@ class HealthTracker:
                 changes.append(alert)
             else:
                 self._open[lvl].last_step = step
-        # Open an episode for each level newly reached.
-        for lvl in (WARN, CRITICAL):
-            if _RANK[new_level] >= _RANK[lvl] and lvl not in self._open:
-                if bound is None:  # reached by persistence of a higher level that just dropped
-                    continue
-                alert = Alert(
-                    tag=self.tag,
-                    level=lvl,
-                    bound=bound,
-                    threshold=threshold if lvl == point_level else _threshold_for(self.health, lvl, bound),
-                    value=smoothed,
-                    first_step=step,
-                    last_step=step,
-                    active=True,
-                    category=self.health.category,
-                    description=self.health.description,
-                    remedy=self.health.remedy,
-                    **self._fields,  # type: ignore[arg-type]
-                )
-                self._open[lvl] = alert
-                self.alerts.append(alert)
-                changes.append(alert)
+        # Open an episode for the level now reached (escalation keeps the lower one open).
+        if new_level != OK and new_level not in self._open and bound is not None:
+            alert = Alert(
+                tag=self.tag,
+                level=new_level,
+                bound=bound,
+                threshold=threshold if new_level == point_level else _threshold_for(self.health, new_level, bound),
+                value=smoothed,
+                first_step=step,
+                last_step=step,
+                active=True,
+                category=self.health.category,
+                description=self.health.description,
+                remedy=self.health.remedy,
+                **self._fields,  # type: ignore[arg-type]
+            )
+            self._open[new_level] = alert
+            self.alerts.append(alert)
+            changes.append(alert)
         self.level = new_level
         return changes
 

@@ -150,7 +150,7 @@ class Monitor:
                 self.logdir,
                 self.registry.describe(),
                 flush_secs=float(options.get("flush_secs", 2.0)),
-                queue_size=int(options.get("queue_size", 8192)),
+                queue_size=int(options.get("queue_size", 2048)),
                 on_full=str(options.get("on_full", "block")),
                 on_alert=self._dispatch_alert,
             )

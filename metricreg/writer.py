@@ -92,7 +92,7 @@ class EventWriter:
         metrics: list[dict[str, Any]],
         *,
         flush_secs: float = 2.0,
-        queue_size: int = 8192,
+        queue_size: int = 2048,
         on_full: str = "block",
         block_timeout: float = 10.0,
         on_alert: Callable[[Alert], None] | None = None,
