@@ -1,0 +1,279 @@
+/**
+ * Fetch wrappers for the Health tab routes. URLs are RELATIVE ("./runs"): the plugin iframe's
+ * base URL is `<tb>/data/plugin/metricreg_health/`, which keeps --path_prefix and proxies working.
+ * Every response is normalised: TensorBoard's "NaN"/"Infinity"/"-Infinity" strings become numbers,
+ * and missing optional fields get defaults, so the views never see raw JSON.
+ */
+import type {
+  Alert,
+  Bound,
+  CategoryInfo,
+  Level,
+  MetricError,
+  MetricSeries,
+  RunCategory,
+  RunDetail,
+  RunSummary,
+  RunsResponse,
+  Status,
+  Thresholds,
+} from "./types";
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export class ApiError extends Error {
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    detail: string,
+  ) {
+    super(`${url}: HTTP ${status}${detail ? `: ${detail}` : ""}`);
+    this.name = "ApiError";
+  }
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A JSON number, or one of TensorBoard's non-finite strings, as a number (NaN when unusable). */
+export function parseNumber(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "string") {
+    switch (v) {
+      case "NaN":
+        return NaN;
+      case "Infinity":
+      case "+Infinity":
+        return Infinity;
+      case "-Infinity":
+        return -Infinity;
+      default: {
+        const trimmed = v.trim();
+        return trimmed === "" ? NaN : Number(trimmed);
+      }
+    }
+  }
+  return NaN;
+}
+
+/** Like parseNumber, but null/undefined stay null (thresholds, optional values). */
+export function parseNullableNumber(v: unknown): number | null {
+  return v === null || v === undefined ? null : parseNumber(v);
+}
+
+export function parseNumberArray(v: unknown): number[] {
+  return Array.isArray(v) ? v.map(parseNumber) : [];
+}
+
+const STATUSES: readonly string[] = ["ok", "warn", "critical", "none"];
+const LEVELS: readonly string[] = ["ok", "warn", "critical"];
+const BOUNDS: readonly string[] = ["below", "above", "nonfinite"];
+
+export function parseStatus(v: unknown): Status {
+  return typeof v === "string" && STATUSES.includes(v) ? (v as Status) : "none";
+}
+
+function parseLevel(v: unknown): Level {
+  return typeof v === "string" && LEVELS.includes(v) ? (v as Level) : "warn";
+}
+
+const str = (v: unknown, dflt = ""): string => (typeof v === "string" ? v : v == null ? dflt : String(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : str(v));
+const int = (v: unknown, dflt = 0): number => {
+  const n = parseNumber(v);
+  return Number.isFinite(n) ? n : dflt;
+};
+const intOrNull = (v: unknown): number | null => {
+  const n = parseNullableNumber(v);
+  return n === null || !Number.isFinite(n) ? null : n;
+};
+
+export function parseThresholds(v: unknown): Thresholds {
+  const t = isObject(v) ? v : {};
+  return {
+    warn_above: parseNullableNumber(t.warn_above),
+    warn_below: parseNullableNumber(t.warn_below),
+    critical_above: parseNullableNumber(t.critical_above),
+    critical_below: parseNullableNumber(t.critical_below),
+  };
+}
+
+export function parseAlert(v: unknown, run = ""): Alert {
+  const a = isObject(v) ? v : {};
+  const bound = str(a.bound);
+  return {
+    run: str(a.run, run),
+    tag: str(a.tag),
+    metric: strOrNull(a.metric),
+    category: str(a.category, "other"),
+    level: parseLevel(a.level),
+    bound: (BOUNDS.includes(bound) ? bound : "above") as Bound,
+    threshold: parseNullableNumber(a.threshold),
+    value: parseNumber(a.value),
+    first_step: int(a.first_step),
+    last_step: int(a.last_step),
+    active: a.active !== false,
+    description: str(a.description),
+    remedy: str(a.remedy),
+    message: str(a.message),
+  };
+}
+
+export function parseMetricError(v: unknown, run = ""): MetricError {
+  const e = isObject(v) ? v : {};
+  return {
+    run: str(e.run, run),
+    metric: str(e.metric),
+    plugin: str(e.plugin),
+    count: int(e.count),
+    consecutive: int(e.consecutive),
+    last_message: str(e.last_message),
+    disabled: e.disabled === true,
+    first_step: intOrNull(e.first_step),
+    last_step: intOrNull(e.last_step),
+  };
+}
+
+export function parseSeries(v: unknown): MetricSeries {
+  const s = isObject(v) ? v : {};
+  const tag = str(s.tag);
+  return {
+    tag,
+    metric: strOrNull(s.metric),
+    member: strOrNull(s.member),
+    key: strOrNull(s.key),
+    split: strOrNull(s.split),
+    title: str(s.title) || tag,
+    description: str(s.description),
+    remedy: str(s.remedy),
+    direction: strOrNull(s.direction),
+    smoothing: parseNullableNumber(s.smoothing),
+    persistence: parseNullableNumber(s.persistence),
+    thresholds: parseThresholds(s.thresholds),
+    status: parseStatus(s.status),
+    last_step: intOrNull(s.last_step),
+    last_value: parseNullableNumber(s.last_value),
+    steps: parseNumberArray(s.steps),
+    values: parseNumberArray(s.values),
+    wall_times: parseNumberArray(s.wall_times),
+  };
+}
+
+function parseCategoryInfo(v: unknown): CategoryInfo | null {
+  if (typeof v === "string") return { name: v, title: v };
+  if (!isObject(v) || typeof v.name !== "string") return null;
+  return { name: v.name, title: str(v.title) || v.name };
+}
+
+export function parseRunSummary(v: unknown): RunSummary {
+  const r = isObject(v) ? v : {};
+  const cats: Record<string, Status> = {};
+  if (isObject(r.categories)) {
+    for (const [name, status] of Object.entries(r.categories)) cats[name] = parseStatus(status);
+  }
+  const run = str(r.run);
+  return {
+    run,
+    status: parseStatus(r.status),
+    has_manifest: r.has_manifest !== false,
+    last_step: intOrNull(r.last_step),
+    categories: cats,
+    worst_alert: isObject(r.worst_alert) ? parseAlert(r.worst_alert, run) : null,
+    alert_count: int(r.alert_count),
+    error_count: int(r.error_count),
+  };
+}
+
+export function parseRunsResponse(v: unknown): RunsResponse {
+  const body = isObject(v) ? v : {};
+  const runs = Array.isArray(body.runs) ? body.runs.map(parseRunSummary) : [];
+  const categories: CategoryInfo[] = [];
+  const seen = new Set<string>();
+  if (Array.isArray(body.categories)) {
+    for (const c of body.categories) {
+      const info = parseCategoryInfo(c);
+      if (info && !seen.has(info.name)) {
+        seen.add(info.name);
+        categories.push(info);
+      }
+    }
+  }
+  // Tolerate a category that only appears in a run's map.
+  for (const r of runs) {
+    for (const name of Object.keys(r.categories)) {
+      if (!seen.has(name)) {
+        seen.add(name);
+        categories.push({ name, title: name });
+      }
+    }
+  }
+  return { runs, categories };
+}
+
+export function parseRunDetail(v: unknown, runName = ""): RunDetail {
+  const d = isObject(v) ? v : {};
+  const run = str(d.run, runName);
+  const categories: RunCategory[] = Array.isArray(d.categories)
+    ? d.categories.filter(isObject).map((c) => ({
+        name: str(c.name, "other"),
+        title: str(c.title) || str(c.name, "other"),
+        status: parseStatus(c.status),
+        metrics: Array.isArray(c.metrics) ? c.metrics.map(parseSeries) : [],
+      }))
+    : [];
+  return {
+    run,
+    status: parseStatus(d.status),
+    smoothing: parseNullableNumber(d.smoothing),
+    categories,
+    alerts: Array.isArray(d.alerts) ? d.alerts.map((a) => parseAlert(a, run)) : [],
+    errors: Array.isArray(d.errors) ? d.errors.map((e) => parseMetricError(e, run)) : [],
+  };
+}
+
+/** The smoothing weight as a query value: two decimals, like the slider, in [0, 0.99]. */
+export function smoothingParam(w: number): string {
+  const clamped = Math.min(Math.max(Number.isFinite(w) ? w : 0, 0), 0.99);
+  return String(Math.round(clamped * 100) / 100);
+}
+
+/**
+ * `smoothing` null: no parameter, so the backend evaluates each metric with its own rule's
+ * smoothing (as live alerts and `metricreg report` do). A number: evaluate everything with it.
+ */
+export function runsUrl(smoothing: number | null): string {
+  return smoothing === null ? "./runs" : "./runs?" + new URLSearchParams({ smoothing: smoothingParam(smoothing) }).toString();
+}
+
+export function runUrl(run: string, smoothing: number | null): string {
+  const params = new URLSearchParams({ run });
+  if (smoothing !== null) params.set("smoothing", smoothingParam(smoothing));
+  return "./run?" + params.toString();
+}
+
+async function getJson(fetchImpl: FetchLike, url: string, signal?: AbortSignal): Promise<unknown> {
+  const resp = await fetchImpl(url, { credentials: "same-origin", signal });
+  if (!resp.ok) {
+    let detail = "";
+    try {
+      detail = (await resp.text()).slice(0, 300);
+    } catch {
+      /* body unreadable: the status says enough */
+    }
+    throw new ApiError(url, resp.status, detail.trim());
+  }
+  return resp.json();
+}
+
+export class HealthApi {
+  constructor(private readonly fetchImpl: FetchLike) {}
+
+  async runs(smoothing: number | null, signal?: AbortSignal): Promise<RunsResponse> {
+    return parseRunsResponse(await getJson(this.fetchImpl, runsUrl(smoothing), signal));
+  }
+
+  async run(run: string, smoothing: number | null, signal?: AbortSignal): Promise<RunDetail> {
+    return parseRunDetail(await getJson(this.fetchImpl, runUrl(run, smoothing), signal), run);
+  }
+}

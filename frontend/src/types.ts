@@ -1,0 +1,102 @@
+/**
+ * The JSON contract of the Health tab routes (docs/ARCHITECTURE.md, "Health tab routes"),
+ * after parsing: non-finite numbers are real numbers here, never strings.
+ */
+
+export type Level = "ok" | "warn" | "critical";
+export type Status = Level | "none";
+export type Bound = "below" | "above" | "nonfinite";
+
+export interface Thresholds {
+  warn_above: number | null;
+  warn_below: number | null;
+  critical_above: number | null;
+  critical_below: number | null;
+}
+
+export interface Alert {
+  run: string;
+  tag: string;
+  metric: string | null;
+  category: string;
+  level: Level;
+  bound: Bound;
+  threshold: number | null;
+  value: number;
+  first_step: number;
+  last_step: number;
+  active: boolean;
+  description: string;
+  remedy: string;
+  message: string;
+}
+
+export interface MetricError {
+  run: string;
+  metric: string;
+  plugin: string;
+  count: number;
+  consecutive: number;
+  last_message: string;
+  disabled: boolean;
+  first_step: number | null;
+  last_step: number | null;
+}
+
+export interface MetricSeries {
+  tag: string;
+  metric: string | null;
+  member: string | null;
+  key: string | null;
+  split: string | null;
+  title: string;
+  description: string;
+  remedy: string;
+  direction: string | null;
+  smoothing: number | null;
+  persistence: number | null;
+  thresholds: Thresholds;
+  status: Status;
+  last_step: number | null;
+  last_value: number | null;
+  steps: number[];
+  values: number[];
+  wall_times: number[];
+}
+
+export interface CategoryInfo {
+  name: string;
+  title: string;
+}
+
+export interface RunSummary {
+  run: string;
+  status: Status;
+  has_manifest: boolean;
+  last_step: number | null;
+  categories: Record<string, Status>;
+  worst_alert: Alert | null;
+  alert_count: number;
+  error_count: number;
+}
+
+export interface RunsResponse {
+  runs: RunSummary[];
+  categories: CategoryInfo[];
+}
+
+export interface RunCategory {
+  name: string;
+  title: string;
+  status: Status;
+  metrics: MetricSeries[];
+}
+
+export interface RunDetail {
+  run: string;
+  status: Status;
+  smoothing: number | null;
+  categories: RunCategory[];
+  alerts: Alert[];
+  errors: MetricError[];
+}
