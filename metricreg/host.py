@@ -13,16 +13,11 @@ from typing import Any
 import numpy as np
 
 
-def _framework(value: object) -> str:
-    module = type(value).__module__ or ""
-    return module.split(".", 1)[0]
-
-
 def to_numpy(value: Any) -> np.ndarray:
-    framework = _framework(value)
-    if framework == "torch":
-        return value.detach().to("cpu").numpy()
-    return np.asarray(value)
+    """Host copy of any array; torch CUDA tensors go through pinned memory and an event."""
+    from metricreg.arrays import to_host
+
+    return np.asarray(to_host(value))
 
 
 def to_float(value: Any) -> float:

@@ -149,7 +149,7 @@ class Manifest:
                 member=known.get("member"),
                 key=known.get("key"),
                 split=known.get("split"),
-                health=self._health(metric, known.get("member")),
+                health=self._health(metric, known.get("member")) or conventional_health(tag),
                 plugin=entry.get("plugin"),
                 description=entry.get("description", ""),
             )

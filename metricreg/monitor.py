@@ -84,7 +84,9 @@ class _Compiled:
             if key is not None:
                 family, _, rest = name.partition("/")
                 name = f"{family}/{key}" + (f"/{rest}" if rest else "")
-            tag = f"{split}/{name}" + (f"/{member}" if member is not None else "")
+            if name == split or name.startswith(split + "/"):
+                name = name[len(split) + 1 :]  # Metric("gap", split="gap") writes gap/<member>, not gap/gap/...
+            tag = "/".join(part for part in (split, name, member) if part)
             series = SeriesKey(tag, self.metric.kind, self.name, member, key, split)
             self.series[cache_key] = series
         return series
@@ -283,7 +285,7 @@ class Monitor:
             if not writes and compiled.metric.reduce is None:
                 continue  # only reduced metrics need every rank
             target = reduced.setdefault(compiled.metric.reduce, []) if compiled.metric.reduce else results
-            self._run_one(compiled, inputs, compiled.metric.split or split, event, step, target)
+            self._run_one(compiled, inputs, split, compiled.metric.split or split, step, target)
         if reduced and self.world_size > 1:
             for op, pairs in reduced.items():
                 try:
@@ -312,8 +314,15 @@ class Monitor:
             return False
 
     def _run_one(
-        self, compiled: _Compiled, inputs: Inputs, split: str, event: str, step: int, out: list[tuple[SeriesKey, Any]]
+        self,
+        compiled: _Compiled,
+        inputs: Inputs,
+        split: str,
+        tag_split: str,
+        step: int,
+        out: list[tuple[SeriesKey, Any]],
     ) -> None:
+        """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written."""
         for name in compiled.params:
             if name not in inputs and name not in ("state", "split", "inputs"):
                 if not compiled.reported_missing:
@@ -338,11 +347,11 @@ class Monitor:
                     kwargs[compiled.fan_out] = value  # type: ignore[index]
                     if wants_state:
                         kwargs["state"] = compiled.state.setdefault((split, str(key)), {})
-                    self._collect(compiled, compiled.metric.compute(**kwargs), split, str(key), out)
+                    self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
             else:
                 if wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
-                self._collect(compiled, compiled.metric.compute(**kwargs), split, None, out)
+                self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # InputError included: a failing derived input fails its metrics

@@ -25,7 +25,7 @@ LEVELS = ("warn", "critical")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 
 # Parameters a compute function may ask for that are not user inputs.
-CONTEXT_PARAMS = frozenset({"step", "split", "event", "state", "inputs"})
+CONTEXT_PARAMS = frozenset({"step", "split", "event", "state", "shared", "inputs"})
 
 
 class SpecError(ValueError):

@@ -46,6 +46,7 @@ def test_non_due_steps_allocate_nothing(tmp_path):
         mon.step(loss=loss)
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
-    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if "metricreg" in str(s.traceback))
+    # Only the training thread's code counts: the writer thread allocates on its own schedule.
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if "metricreg/monitor.py" in str(s.traceback))
     assert grown <= 64  # at most the one int that holds the step counter, never per step
     mon.close()
