@@ -1,0 +1,256 @@
+"""Parameter and gradient access for torch modules, pytrees, dicts and lists of arrays.
+
+The core never imports torch or JAX: an object is treated as a torch module only when
+``torch`` is already in ``sys.modules`` and the object is an ``nn.Module``, and JAX's
+``tree_util`` is used only when ``jax`` is already imported. Anything else that nests
+dicts, lists and tuples of arrays works too.
+
+Names are dotted paths (``encoder.layers.0.weight`` for torch, ``encoder.dense.kernel`` for
+a pytree) with wrapper prefixes (``module.`` from DDP, ``_orig_mod.`` from torch.compile)
+removed, so a student under DDP matches its bare EMA copy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from metricreg import arrays as A
+
+__all__ = [
+    "global_norm",
+    "group_name",
+    "is_torch_module",
+    "matched_parameters",
+    "named_arrays",
+    "named_grads",
+    "named_parameters",
+    "sample_flat",
+    "sampled_sq_norm",
+    "sum_of_squares",
+]
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+_TAG_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def is_torch_module(obj: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _clean(name: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+                changed = True
+        name = name.replace("._orig_mod.", ".").replace("._fsdp_wrapped_module.", ".")
+    return name
+
+
+def named_arrays(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, array) for every array leaf of a dict / list / tuple / JAX pytree."""
+    if A.is_array(tree):
+        return [(prefix or "value", tree)]
+    jax = sys.modules.get("jax")
+    if jax is not None and not isinstance(tree, (Mapping, list, tuple)):
+        try:
+            leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+        except Exception:
+            leaves = []
+        out = []
+        for path, leaf in leaves:
+            if A.is_array(leaf):
+                name = ".".join(_key_str(k) for k in path)
+                out.append((f"{prefix}.{name}" if prefix and name else (name or prefix or "value"), leaf))
+        return out
+    out: list[tuple[str, Any]] = []
+    if isinstance(tree, Mapping):
+        items: Iterable[tuple[Any, Any]] = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return out
+    for key, value in items:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        out.extend(named_arrays(value, name))
+    return out
+
+
+def _key_str(key: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key).strip(".[]'\"")
+
+
+def named_parameters(obj: Any, trainable_only: bool = False) -> list[tuple[str, Any]]:
+    """(name, detached parameter) of a torch module, or the array leaves of a pytree / dict / list.
+
+    ``trainable_only`` keeps torch parameters with ``requires_grad`` (pytrees have no such flag).
+    """
+    if obj is None:
+        return []
+    if is_torch_module(obj):
+        return [
+            (_clean(n), p.detach())
+            for n, p in obj.named_parameters()
+            if p is not None and (p.requires_grad or not trainable_only)
+        ]
+    if hasattr(obj, "named_parameters") and callable(obj.named_parameters):
+        try:
+            return [(_clean(str(n)), A.detach(p)) for n, p in obj.named_parameters()]
+        except Exception:
+            return []
+    return [(_clean(n), a) for n, a in named_arrays(obj)]
+
+
+def named_grads(obj: Any) -> list[tuple[str, Any]] | None:
+    """(name, gradient) of a torch module's parameters that have a ``.grad``.
+
+    For anything else, the object itself is taken to be a pytree of gradients (what a JAX
+    user passes as ``grads=``). None when there is nothing.
+    """
+    if obj is None:
+        return None
+    if is_torch_module(obj):
+        out = [(_clean(n), p.grad.detach()) for n, p in obj.named_parameters() if p.grad is not None]
+        return out or None
+    out = [(_clean(n), a) for n, a in named_arrays(obj)]
+    return out or None
+
+
+def group_name(name: str, depth: int = 1) -> str:
+    """The module a parameter belongs to, as a tag component: ``encoder.layers.0.weight`` -> ``encoder``."""
+    parts = [p for p in re.split(r"[./\[\]]+", name) if p]
+    if len(parts) <= 1:
+        group = "params" if not parts else parts[0]
+        # A bare top-level parameter ('weight', 'bias') belongs to the root module.
+        group = "root" if group in ("weight", "bias") else group
+    else:
+        group = ".".join(parts[: min(depth, len(parts) - 1)])
+    group = _TAG_BAD.sub("_", group).strip("._-") or "root"
+    return group if group[0] not in ".-" else "_" + group
+
+
+def matched_parameters(student: Any, teacher: Any) -> list[tuple[str, Any, Any]]:
+    """(name, θ, ξ) for the parameters a student and its EMA teacher share (same name and shape).
+
+    Names are matched after removing wrapper prefixes; when no names match but both have
+    the same number of parameters, they are paired in order (e.g. a teacher built from a
+    differently named copy). Parameters only the student has (a predictor) are ignored.
+    """
+    s = named_parameters(student)
+    t = named_parameters(teacher)
+    tmap = dict(t)
+    pairs = [(n, p, tmap[n]) for n, p in s if n in tmap and tuple(tmap[n].shape) == tuple(p.shape)]
+    if not pairs and len(s) == len(t):
+        pairs = [(n, p, q) for (n, p), (_, q) in zip(s, t, strict=False) if tuple(p.shape) == tuple(q.shape)]
+    return pairs
+
+
+# ----------------------------------------------------------------------------- norms
+
+
+def sum_of_squares(xs: Sequence[Any]) -> Any:
+    """Σ‖x‖² over arrays, as a 0-d float array (float32 accumulation at least; float64 stays float64).
+
+    torch uses ``torch._foreach_norm`` per (device, dtype) group, as ``clip_grad_norm_`` does.
+    """
+    xs = [A.detach(x) for x in xs if x is not None]
+    if not xs:
+        return None
+    first = xs[0]
+    if A.is_torch(first):
+        torch = sys.modules["torch"]
+        groups: dict[tuple, list] = {}
+        for x in xs:
+            groups.setdefault((x.device, x.dtype), []).append(x)
+        parts = []
+        for (_, dtype), ts in groups.items():
+            norms = (
+                torch._foreach_norm(ts)
+                if hasattr(torch, "_foreach_norm")
+                else [torch.linalg.vector_norm(t) for t in ts]
+            )
+            acc = torch.float64 if dtype == torch.float64 else torch.float32
+            stacked = torch.stack([n.to(dtype=acc, device=first.device) for n in norms])
+            parts.append(torch.sum(stacked * stacked))
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part.to(total.dtype)
+        return total
+    xp = A.namespace(first)
+    total = None
+    for x in xs:
+        xf = x if xp.isdtype(x.dtype, "real floating") and x.dtype != xp.float16 else xp.astype(x, xp.float32)
+        if xf.dtype not in (xp.float32, xp.float64):
+            xf = xp.astype(xf, xp.float32)
+        part = xp.sum(xf * xf)
+        total = part if total is None else total + part
+    return total
+
+
+def diff_sum_of_squares(ps: Sequence[Any], qs: Sequence[Any], chunk: int = 32) -> Any:
+    """Σ‖p − q‖² over paired arrays, holding at most ``chunk`` differences in memory at a time."""
+    total = None
+    for i in range(0, len(ps), chunk):
+        diffs = []
+        for p, q in zip(ps[i : i + chunk], qs[i : i + chunk], strict=False):
+            p, q = A.detach(p), A.detach(q)
+            if A.is_torch(p) and q.dtype != p.dtype:
+                q = q.to(p.dtype)
+            diffs.append(p - q)
+        part = sum_of_squares(diffs)
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
+def global_norm(xs: Sequence[Any]) -> Any:
+    """‖(x₁, x₂, …)‖₂ over all arrays (what ``clip_grad_norm_`` returns), 0-d on the arrays' device."""
+    sq = sum_of_squares(xs)
+    if sq is None:
+        return None
+    return A.namespace(sq).sqrt(sq)
+
+
+# -------------------------------------------------------------------------- sampling
+
+#: Per-tensor element cap for sampled snapshots: smaller tensors are taken whole (exact).
+SAMPLE_PER_TENSOR = 16_384
+
+
+def sample_flat(x: Any, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:
+    """(up to ``cap`` elements of x, flattened and fixed-pseudo-randomly chosen, weight numel/cap).
+
+    The same elements are chosen every call for a tensor of the same size, so two calls
+    can be subtracted; ``weight * ‖sample‖²`` is an unbiased estimate of ``‖x‖²``.
+    """
+    xp = A.namespace(x)
+    flat = xp.reshape(A.detach(x), (-1,))
+    n = flat.shape[0]
+    if n <= cap:
+        return flat, 1.0
+    return xp.take(flat, A.row_indices(n, cap, xp, A.device_of(flat)), axis=0), n / cap
+
+
+def sampled_sq_norm(pairs: Iterable[tuple[Any, float]]) -> Any:
+    """Σ weight·‖v‖² over (vector, weight) pairs."""
+    total = None
+    for v, w in pairs:
+        xp = A.namespace(v)
+        vf = v if v.dtype in (xp.float32, xp.float64) else xp.astype(v, xp.float32)
+        part = xp.sum(vf * vf) * w if w != 1.0 else xp.sum(vf * vf)
+        total = part if total is None else total + part
+    return total
+
+
+def numel(x: Any) -> int:
+    return math.prod(tuple(x.shape))

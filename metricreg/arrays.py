@@ -1,0 +1,496 @@
+"""Array helpers shared by the built-in metrics: one implementation for numpy, torch and JAX.
+
+Everything here is written against the array API (through ``array_api_compat``), so a
+metric written with these helpers runs natively on numpy arrays, torch tensors (CPU and
+CUDA) and JAX arrays, and its results stay on the input's device.
+
+Rules the helpers keep, so that metrics built on them keep them too:
+
+* **No host-device synchronisation.** Nothing here calls ``float()``, ``.item()``,
+  ``.cpu()`` or ``bool()`` on an array, nor branches in Python on an array's value.
+  Scalars are made with ``full`` (a fill kernel, not a host-to-device copy) and
+  index arrays for torch are built on the device with ``arange`` arithmetic.
+* **NaN-safe.** Non-finite input gives NaN results, never an exception (a LAPACK routine
+  fed a NaN may raise or hang, so the small Gram matrix is replaced before the
+  eigensolver sees it and the NaN is put back afterwards).
+* **float64 where the backend has it.** JAX without ``jax_enable_x64`` and torch on MPS
+  have no float64; there the helpers use float32 (see :func:`float_dtype`).
+
+The one exception to "compute on the device" is the symmetric eigensolver on torch
+CUDA tensors: ``torch.linalg.eigvalsh`` checks its LAPACK ``info`` with a device-to-host
+read, which is a synchronisation (it fails under ``torch.cuda.set_sync_debug_mode("error")``).
+For those tensors the Gram matrix is formed on the GPU, copied to pinned host memory
+with a non-blocking copy, and the eigenvalues are computed on the host when the writer
+thread converts the result: see :class:`HostJob` and :class:`Deferred`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import array_api_compat as aac
+import numpy as np
+
+__all__ = [
+    "MAX_ROWS",
+    "RANKME_EPS",
+    "Deferred",
+    "HostJob",
+    "as_matrix",
+    "as_scalar_array",
+    "centered_spectrum_from_gram",
+    "detach",
+    "device_of",
+    "entropy_rank",
+    "float_dtype",
+    "gram_matrices",
+    "is_array",
+    "is_scalar_like",
+    "namespace",
+    "needs_host_eig",
+    "row_indices",
+    "singular_values_from_gram",
+    "spectrum",
+    "to_float",
+    "to_host",
+]
+
+#: Rows above this are sub-sampled (fixed, deterministic selection) before a Gram matrix
+#: is formed. 25,600 is the sample count the RankMe paper calls a highly accurate estimate.
+MAX_ROWS = 25_600
+
+#: The epsilon RankMe adds to each normalised singular value (Garrido et al. 2023, Eq. 1;
+#: the paper's value for float32). Fixed so that values are comparable across runs.
+RANKME_EPS = 1e-7
+
+_TINY = 1e-30
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+def is_array(x: object) -> bool:
+    """True for numpy arrays and scalars, torch tensors, JAX arrays (any array API object)."""
+    return aac.is_array_api_obj(x)
+
+
+def namespace(*xs: object) -> Any:
+    """The array namespace of the arrays among ``xs`` (numpy's when there are none)."""
+    arrays = [x for x in xs if is_array(x)]
+    if not arrays:
+        return aac.array_namespace(np.empty(0))
+    return aac.array_namespace(*arrays)
+
+
+def device_of(x: Any) -> Any:
+    return aac.device(x)
+
+
+def is_torch(x: object) -> bool:
+    return "torch" in sys.modules and aac.is_torch_array(x)
+
+
+def detach(x: Any) -> Any:
+    """Drop the autograd graph of a torch tensor (a no-op for anything else)."""
+    if is_torch(x) and x.requires_grad:
+        return x.detach()
+    return x
+
+
+def float_dtype(xp: Any, x: Any | None = None) -> Any:
+    """float64 where the backend supports it, else float32 (JAX without x64, torch MPS)."""
+    if aac.is_jax_namespace(xp):
+        jax = sys.modules.get("jax")
+        if jax is None or not jax.config.read("jax_enable_x64"):
+            return xp.float32
+    if x is not None and is_torch(x) and x.device.type == "mps":
+        return xp.float32
+    return xp.float64
+
+
+def to_float(x: Any, xp: Any | None = None, dtype: Any | None = None) -> Any:
+    """``x`` cast to the widest float the backend has (no copy when it already is)."""
+    xp = xp or namespace(x)
+    dtype = dtype or float_dtype(xp, x)
+    x = detach(x)
+    if x.dtype == dtype:
+        return x
+    return xp.astype(x, dtype)
+
+
+def is_scalar_like(x: object) -> bool:
+    """A Python real, a numpy scalar, or a one-element array of a real dtype."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, (int, float)):
+        return True
+    if not is_array(x):
+        return False
+    try:
+        shape = tuple(x.shape)
+        if math.prod(shape) != 1:
+            return False
+        xp = namespace(x)
+        return xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "integral")
+    except Exception:
+        return False
+
+
+def as_scalar_array(value: Any, like: Any | None = None, xp: Any | None = None) -> Any:
+    """A 0-d float array holding ``value``, on ``like``'s device (made by a fill, not a copy)."""
+    if is_array(value) and not isinstance(value, np.generic):
+        xp = xp or namespace(value)
+        value = detach(value)
+        if value.ndim:
+            value = xp.reshape(value, ())
+        if not xp.isdtype(value.dtype, "real floating"):
+            value = xp.astype(value, float_dtype(xp, value))
+        return value
+    if like is None:
+        return np.float64(value)
+    xp = xp or namespace(like)
+    dtype = like.dtype if xp.isdtype(like.dtype, "real floating") else float_dtype(xp, like)
+    return xp.full((), float(value), dtype=dtype, device=device_of(like))
+
+
+# ------------------------------------------------------------------------ sub-sampling
+
+_INDEX_CACHE: dict[tuple, Any] = {}
+
+
+def _multiplier(n: int) -> int:
+    """A fixed multiplier coprime with ``n``: i -> i*a mod n is then a permutation."""
+    a = max(1, int(n * 0.6180339887498949)) | 1
+    while math.gcd(a, n) != 1:
+        a += 2
+    return a
+
+
+def row_indices(n: int, cap: int, xp: Any, device: Any) -> Any:
+    """``cap`` distinct row indices out of ``n``, spread pseudo-randomly, always the same.
+
+    Index i is (i * a) mod n with a fixed a coprime with n (a golden-ratio multiplier):
+    deterministic ("fixed seed"), without replacement, scattered across the batch so that
+    ordered data (sorted by class, say) is still sampled evenly. On torch the indices are
+    computed on the device with ``arange`` (no host-to-device copy, hence no sync); on
+    backends without int64 (JAX without x64) they are computed with numpy. Cached.
+    """
+    key = (n, cap, xp.__name__, str(device))
+    hit = _INDEX_CACHE.get(key)
+    if hit is not None:
+        return hit
+    a = _multiplier(n)
+    if aac.is_jax_namespace(xp):
+        idx = xp.asarray((np.arange(cap, dtype=np.int64) * a) % n, device=device)
+    else:
+        idx = (xp.arange(cap, dtype=xp.int64, device=device) * a) % n
+    if len(_INDEX_CACHE) > 256:
+        _INDEX_CACHE.clear()
+    _INDEX_CACHE[key] = idx
+    return idx
+
+
+def as_matrix(z: Any, max_rows: int | None = MAX_ROWS, xp: Any | None = None) -> Any:
+    """An (n, d) view of embeddings: (..., d) is flattened to rows; rows above ``max_rows`` sub-sampled."""
+    xp = xp or namespace(z)
+    z = detach(z)
+    if z.ndim == 1:
+        z = xp.reshape(z, (1, -1))
+    elif z.ndim > 2:
+        z = xp.reshape(z, (-1, z.shape[-1]))
+    n = z.shape[0]
+    if max_rows is not None and n > max_rows:
+        z = xp.take(z, row_indices(n, max_rows, xp, device_of(z)), axis=0)
+    return z
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def _cpu_view(x: Any) -> np.ndarray | None:
+    """A numpy view (zero-copy where possible) of a numpy array or a torch CPU tensor, else None.
+
+    Used for the Gram product and the eigensolver on the CPU: numpy's ``a.T @ a`` calls BLAS
+    SYRK (half the flops of the GEMM torch's ``matmul`` runs) and its ``eigvalsh`` is LAPACK
+    ``syevd``; both are faster than torch's CPU kernels for these shapes. Nothing leaves a
+    device: CUDA tensors and JAX arrays are never routed here.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if is_torch(x) and x.device.type == "cpu" and not x.requires_grad:
+        torch = sys.modules["torch"]
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.to(torch.float64)
+        return x.resolve_conj().resolve_neg().numpy()
+    return None
+
+
+def _like(a: np.ndarray, like: Any) -> Any:
+    """A numpy result back in ``like``'s framework (torch CPU: zero-copy)."""
+    if is_torch(like):
+        return sys.modules["torch"].from_numpy(np.ascontiguousarray(a) if a.ndim else np.asarray(a).reshape(()))
+    return a
+
+
+def gram_matrices(z: Any, xp: Any | None = None) -> tuple[Any, Any, Any]:
+    """(G, G_c, bad) for an (n, d) matrix: uncentered and centered Gram matrices in float64.
+
+    k×k with k = min(n, d): ZᵀZ when n >= d, ZZᵀ otherwise (both give the k non-trivial
+    squared singular values). The centered Gram is formed from the explicitly centered
+    matrix (no cancellation), and the uncentered one from it by the exact rank-one (d×d)
+    or rank-two (n×n) correction, so one matrix product gives both. ``bad`` is a 0-d
+    boolean array, true when Z had a non-finite entry; both matrices are then replaced by
+    zeros (callers turn their results into NaN with it).
+    """
+    xp = xp or namespace(z)
+    z = to_float(z, xp)
+    view = _cpu_view(z)
+    if view is not None:
+        return tuple(_like(a, z) for a in _gram_matrices_np(view))  # type: ignore[return-value]
+    n, d = z.shape
+    mu = xp.mean(z, axis=0, keepdims=True)  # (1, d)
+    zc = z - mu
+    if n >= d:
+        gc = xp.matrix_transpose(zc) @ zc
+        g = gc + float(n) * (xp.matrix_transpose(mu) @ mu)
+    else:
+        gc = zc @ xp.matrix_transpose(zc)
+        v = zc @ xp.matrix_transpose(mu)  # (n, 1)
+        g = gc + v + xp.matrix_transpose(v) + xp.sum(mu * mu)
+    bad = xp.logical_not(xp.isfinite(xp.sum(xp.linalg.diagonal(g)) + xp.sum(mu)))
+    zero = xp.zeros_like(g)
+    return xp.where(bad, zero, g), xp.where(bad, zero, gc), bad
+
+
+def _gram_matrices_np(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z = np.asarray(z, dtype=np.float64)
+    n, d = z.shape
+    mu = z.mean(axis=0, keepdims=True)
+    zc = z - mu
+    if n >= d:
+        gc = zc.T @ zc  # numpy: SYRK
+        g = gc + float(n) * (mu.T @ mu)
+    else:
+        gc = zc @ zc.T
+        v = zc @ mu.T
+        g = gc + v + v.T + float((mu * mu).sum())
+    bad = np.logical_not(np.isfinite(np.trace(g) + mu.sum()))
+    if bad:  # a host-side array: branching on it is free
+        g, gc = np.zeros_like(g), np.zeros_like(gc)
+    return g, gc, np.asarray(bad)
+
+
+def uncentered_gram(z: Any, xp: Any | None = None) -> tuple[Any, Any]:
+    """(ZᵀZ or ZZᵀ in float64, bad): the Gram matrix alone, one product (for RankMe only)."""
+    xp = xp or namespace(z)
+    z = to_float(z, xp)
+    view = _cpu_view(z)
+    if view is not None:
+        n, d = view.shape
+        g = view.T @ view if n >= d else view @ view.T  # numpy: SYRK
+        bad = not np.isfinite(np.trace(g))
+        if bad:
+            g = np.zeros_like(g)
+        return _like(g, z), _like(np.asarray(bad), z)
+    n, d = z.shape
+    zt = xp.matrix_transpose(z)
+    g = zt @ z if n >= d else z @ zt
+    bad = xp.logical_not(xp.isfinite(xp.sum(xp.linalg.diagonal(g))))
+    return xp.where(bad, xp.zeros_like(g), g), bad
+
+
+def singular_values_from_gram(g: Any, xp: Any | None = None) -> Any:
+    """Singular values (descending) from a Gram matrix: sqrt of its clamped eigenvalues."""
+    xp = xp or namespace(g)
+    view = _cpu_view(g)
+    if view is not None:  # LAPACK syevd through numpy: faster than torch's CPU eigvalsh here
+        return _like(np.flip(np.sqrt(np.clip(np.linalg.eigvalsh(view), 0.0, None))).copy(), g)
+    ev = xp.linalg.eigvalsh(g)
+    return xp.flip(xp.sqrt(xp.clip(ev, 0.0, None)), axis=0)
+
+
+def centered_spectrum_from_gram(gc: Any, n: int, d: int, xp: Any | None = None) -> Any:
+    """Centered singular values, dropping the one direction centering always removes when n <= d."""
+    s = singular_values_from_gram(gc, xp)
+    kc = max(1, min(n - 1, d))
+    return s[:kc]
+
+
+def entropy_rank(s: Any, xp: Any | None = None, eps: float = RANKME_EPS) -> Any:
+    """exp(−Σ pₖ log pₖ) with pₖ = σₖ/‖σ‖₁ + eps: RankMe on raw σ, effective rank on centered σ.
+
+    A zero spectrum (a constant matrix) gives ≈ 1 rather than 0/0.
+    """
+    xp = xp or namespace(s)
+    total = xp.sum(s)
+    p = s / xp.clip(total, _TINY, None) + eps
+    return xp.exp(-xp.sum(p * xp.log(p)))
+
+
+def needs_host_eig(x: Any) -> bool:
+    """True for torch tensors off the CPU: their eigensolver would synchronise the device."""
+    return is_torch(x) and x.device.type != "cpu"
+
+
+def spectrum(z: Any, center: bool = False, max_rows: int | None = MAX_ROWS) -> Any:
+    """Singular values of the (row-capped) embedding matrix via the float64 Gram route.
+
+    NaN-filled when the input has a non-finite entry. On torch CUDA this synchronises
+    (it is a convenience for tests and benchmarks; the built-in metrics use
+    :class:`HostJob` there instead).
+    """
+    xp = namespace(z)
+    z = as_matrix(z, max_rows, xp)
+    n, d = z.shape
+    if center:
+        _, gc, bad = gram_matrices(z, xp)
+        s = centered_spectrum_from_gram(gc, n, d, xp)
+    else:
+        g, bad = uncentered_gram(z, xp)
+        s = singular_values_from_gram(g, xp)
+    return xp.where(bad, xp.nan, s)
+
+
+def rankme(z: Any, max_rows: int | None = MAX_ROWS) -> Any:
+    """RankMe of embeddings (uncentered, σ-based, eps = RANKME_EPS), as a 0-d array on z's device."""
+    xp = namespace(z)
+    z = as_matrix(z, max_rows, xp)
+    g, bad = uncentered_gram(z, xp)
+    if needs_host_eig(g):
+        job = HostJob(
+            {"g": g, "bad": bad}, lambda h: float(entropy_rank(_np_sv(h["g"]), np)) if not h["bad"] else math.nan
+        )
+        return Deferred(job)
+    r = entropy_rank(singular_values_from_gram(g, xp), xp)
+    return xp.where(bad, xp.nan, r)
+
+
+def _np_sv(g: np.ndarray) -> np.ndarray:
+    return np.flip(np.sqrt(np.clip(np.linalg.eigvalsh(g), 0.0, None)))
+
+
+# ---------------------------------------------------------------- host finishing (CUDA)
+
+
+def _start_copy(x: Any) -> tuple[Any, Any]:
+    """Begin a sync-free device-to-host copy of a torch CUDA tensor: (pinned tensor, event)."""
+    torch = sys.modules["torch"]
+    x = x.detach()
+    out = torch.empty(x.shape, dtype=x.dtype, device="cpu", pin_memory=True)
+    out.copy_(x, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(x.device))
+    return out, event
+
+
+def to_host(x: Any) -> Any:
+    """A numpy array (or Python scalar) from any array; synchronises on the calling thread.
+
+    Meant for the writer thread and for tests. Torch CUDA tensors go through pinned
+    memory and an event (``cudaEventSynchronize``), not a blocking ``.cpu()``.
+    """
+    if isinstance(x, Deferred):
+        return x.resolve()
+    if not is_array(x):
+        return x
+    if is_torch(x):
+        x = x.detach()
+        if x.device.type == "cuda":
+            out, event = _start_copy(x)
+            event.synchronize()
+            x = out
+        elif x.device.type != "cpu":
+            x = x.cpu()
+        if x.dtype in (sys.modules["torch"].bfloat16, sys.modules["torch"].float16):
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+class HostJob:
+    """Device arrays on their way to the host, and what to compute from them there.
+
+    Created on the training thread: for torch CUDA tensors the device-to-host copies are
+    started immediately (non-blocking, into pinned memory, followed by an event), so
+    nothing waits. ``result()`` (called by whoever converts the value: the writer thread)
+    waits for the copies, converts to numpy and calls ``finish(host_arrays)`` once; the
+    result is memoised, so the members of a family share one host computation.
+    """
+
+    def __init__(self, arrays: dict[str, Any], finish: Callable[[dict[str, Any]], Any]) -> None:
+        self._pending: dict[str, Any] = {}
+        for key, value in arrays.items():
+            if is_torch(value) and value.device.type == "cuda":
+                self._pending[key] = _start_copy(value)
+            else:
+                self._pending[key] = (value, None)
+        self._finish = finish
+        self._lock = threading.Lock()
+        self._done = False
+        self._result: Any = None
+
+    def result(self) -> Any:
+        with self._lock:
+            if not self._done:
+                host: dict[str, Any] = {}
+                for key, (value, event) in self._pending.items():
+                    if event is not None:
+                        event.synchronize()
+                        host[key] = value.numpy()
+                    else:
+                        host[key] = to_host(value)
+                self._pending = {}
+                try:
+                    self._result = self._finish(host)
+                except Exception:  # NaN-safe: a failed host computation is a NaN, not a crash
+                    self._result = math.nan
+                self._done = True
+            return self._result
+
+
+class Deferred:
+    """One value of a :class:`HostJob` (``key`` picks a member of a dict result).
+
+    Behaves like a scalar / array for whoever converts it: ``float(d)``, ``np.asarray(d)``,
+    ``d.item()``, ``d.resolve()``. A writer that knows the type can call ``resolve()``.
+    """
+
+    __slots__ = ("job", "key")
+
+    def __init__(self, job: HostJob, key: str | None = None) -> None:
+        self.job = job
+        self.key = key
+
+    def resolve(self) -> Any:
+        value = self.job.result()
+        if self.key is not None:
+            value = value.get(self.key, math.nan) if isinstance(value, dict) else math.nan
+        return value
+
+    def __float__(self) -> float:
+        return float(np.asarray(self.resolve(), dtype=np.float64))
+
+    def item(self) -> float:
+        return float(self)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.resolve(), dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(self.resolve())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Deferred(key={self.key!r})"
+
+
+def deferred_family(job: HostJob, keys: Iterable[str]) -> dict[str, Deferred]:
+    return {key: Deferred(job, key) for key in keys}

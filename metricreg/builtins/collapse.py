@@ -1,0 +1,259 @@
+"""Representation collapse: RankMe, centered effective rank, scale and direction statistics.
+
+Input: ``embeddings``, an (n, d) array (or (..., d), flattened to rows), or a dict of them
+(``{"context": z1, "target": z2}``: the metrics fan out per key). One family, one spectrum:
+
+=====================  ===========================================================================
+member                 definition
+=====================  ===========================================================================
+``rankme``             RankMe (Garrido et al. 2023): exp(−Σ pₖ log pₖ), pₖ = σₖ/‖σ‖₁ + 1e-7, σ the
+                       singular values of the **raw, uncentered** Z. ≈ 1 at complete collapse.
+``rankme_ratio``       rankme / min(n, d). Healthy ≈ 1 (0.80 at n = d, 0.99 at n = 10d for Gaussian data).
+``effective_rank``     the same entropy rank on the **centered** Z (Roy & Vetterli): sees dimensional
+                       collapse through a mean offset, but is scale-invariant (blind to complete collapse).
+``effective_rank_ratio`` erank / min(n − 1, d).
+``std``                mean over channels of the std over samples of ẑ = z/‖z‖, times √d (SimSiam):
+                       1 when isotropic, → 0 at complete collapse.
+``mean_cos``           mean pairwise cosine, (‖Σᵢ ẑᵢ‖² − Σᵢ‖ẑᵢ‖²)/(n(n − 1)), O(nd): ≈ 0 healthy, → 1.
+``near_zero``          #{k : σₖ/σ₁ < 1e-3} on the centered spectrum: the number of collapsed directions.
+=====================  ===========================================================================
+
+``collapse/spectrum`` (histogram, every 1000 steps): log10(σₖ/σ₁) of the centered spectrum,
+clamped at −12; collapsed directions form a separate lump far left.
+
+Route: rows capped at 25,600 (fixed pseudo-random selection), cast to float64, one Gram
+matrix (ZᵀZ or ZZᵀ, whichever is smaller) of the centered rows, the uncentered Gram by an
+exact low-rank correction, then ``eigvalsh``. Non-finite input gives NaN members. On torch
+CUDA the eigensolver runs on the host when the value is written (see metricreg.arrays).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from metricreg import arrays as A
+from metricreg.hookspecs import hookimpl
+from metricreg.spec import Health, Metric
+
+NEAR_ZERO_REL = 1e-3
+SPECTRUM_FLOOR_LOG10 = -12.0
+_CACHE_KEY = "collapse/spectrum_cache"
+
+_REMEDY_DIM = (
+    "Embeddings use only part of their dimensions. For joint-embedding SSL: strengthen the "
+    "variance/covariance or negative terms, lower the learning rate or weight decay, check that the "
+    "augmentations do not make some dimensions predictable noise, and make sure a predictor or "
+    "stop-gradient is in place."
+)
+_REMEDY_COMPLETE = (
+    "All embeddings map to (nearly) one point: the objective has a trivial solution. Add or fix the "
+    "collapse-prevention mechanism (negatives, predictor + stop-gradient, EMA teacher, variance "
+    "regularisation), lower the learning rate, and restart from the last healthy checkpoint."
+)
+
+HEALTH: dict[str, Health] = {
+    "rankme": Health(
+        category="collapse",
+        critical_below=1.5,
+        direction="higher_is_better",
+        title="RankMe",
+        description="RankMe: entropy effective rank of the uncentered embedding singular values "
+        "(Garrido et al. 2023). ≈ 1 means complete collapse.",
+        remedy=_REMEDY_COMPLETE,
+    ),
+    "rankme_ratio": Health(
+        category="collapse",
+        warn_below=0.5,
+        critical_below=0.1,
+        direction="higher_is_better",
+        title="RankMe / min(n, d)",
+        description="RankMe divided by min(n, d). Healthy ≈ 1 (finite-sample ceiling 0.80 at n = d, "
+        "0.99 at n = 10d); below 0.5: dimensional collapse; below 0.1: (near-)complete collapse.",
+        remedy=_REMEDY_DIM,
+    ),
+    "effective_rank": Health(
+        category="collapse",
+        direction="higher_is_better",
+        title="centered effective rank",
+        description="Effective rank of the centered embeddings (Roy & Vetterli 2007). Unaffected by a "
+        "mean offset, but scale-invariant: it can stay high while the cloud shrinks to a point.",
+    ),
+    "effective_rank_ratio": Health(
+        category="collapse",
+        warn_below=0.5,
+        critical_below=0.1,
+        direction="higher_is_better",
+        title="centered effective rank / min(n−1, d)",
+        description="Centered effective rank divided by min(n − 1, d). Below 0.5: dimensional collapse.",
+        remedy=_REMEDY_DIM,
+    ),
+    "std": Health(
+        category="collapse",
+        warn_below=0.2,
+        critical_below=0.05,
+        direction="higher_is_better",
+        title="std of normalised embeddings × √d",
+        description="Mean per-channel std of L2-normalised embeddings times √d (SimSiam): 1 when "
+        "isotropic, → 0 when all embeddings point the same way. Blind to dimensional collapse.",
+        remedy=_REMEDY_COMPLETE,
+    ),
+    "mean_cos": Health(
+        category="collapse",
+        warn_above=0.7,
+        critical_above=0.95,
+        direction="lower_is_better",
+        title="mean pairwise cosine",
+        description="Mean cosine similarity between distinct embeddings: ≈ 0 for centred features "
+        "(≈ 0.32 for ReLU features), → 1 at complete collapse.",
+        remedy=_REMEDY_COMPLETE,
+    ),
+    "near_zero": Health(
+        category="collapse",
+        direction="lower_is_better",
+        title="collapsed directions",
+        description="Number of centered singular values below 1e-3 × the largest: directions the "
+        "embeddings no longer use.",
+    ),
+}
+
+
+def _cache(shared: dict | None, step: int | None, z: Any) -> dict | None:
+    """Per-step cache of a spectrum computation, keyed by the embedding array's identity."""
+    if shared is None:
+        return None
+    cache = shared.get(_CACHE_KEY)
+    if cache is None or cache.get("step") != step:
+        cache = {"step": step, "entries": {}}
+        shared[_CACHE_KEY] = cache
+    return cache["entries"]
+
+
+def _stats_from_spectra(xp: Any, s: Any, sc: Any, n: int, d: int) -> dict[str, Any]:
+    k = min(n, d)
+    kc = max(1, min(n - 1, d))
+    rankme = A.entropy_rank(s, xp)
+    erank = A.entropy_rank(sc, xp)
+    near = xp.sum(xp.astype(sc <= NEAR_ZERO_REL * sc[0], s.dtype))
+    return {
+        "rankme": rankme,
+        "rankme_ratio": rankme / float(k),
+        "effective_rank": erank,
+        "effective_rank_ratio": erank / float(kc),
+        "near_zero": near,
+    }
+
+
+def _log_spectrum(xp: Any, sc: Any) -> Any:
+    rel = sc / xp.clip(sc[0], 1e-30, None)
+    return xp.clip(xp.log10(xp.clip(rel, 1e-30, None)), SPECTRUM_FLOOR_LOG10, None)
+
+
+def _direction_stats(xp: Any, z: Any) -> dict[str, Any]:
+    """std·√d of L2-normalised rows and the mean pairwise cosine, O(nd), on z's device."""
+    n, d = z.shape
+    norms = xp.linalg.vector_norm(z, axis=1, keepdims=True)
+    zh = z / xp.clip(norms, 1e-12, None)
+    std = xp.mean(xp.std(zh, axis=0, correction=1 if n > 1 else 0)) * math.sqrt(d)
+    total = xp.sum(zh, axis=0)
+    num = xp.sum(total * total) - xp.sum(zh * zh)
+    mean_cos = num / float(n * (n - 1)) if n > 1 else xp.full((), math.nan, dtype=z.dtype, device=A.device_of(z))
+    return {"std": std, "mean_cos": mean_cos}
+
+
+def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_rows: int | None = A.MAX_ROWS) -> dict:
+    """Spectrum-derived members plus the log spectrum for one embedding matrix (cached per step)."""
+    entries = _cache(shared, step, z)
+    key = (id(z), tuple(getattr(z, "shape", ())))
+    if entries is not None and key in entries:
+        return entries[key]
+    xp = A.namespace(z)
+    zm = A.as_matrix(z, max_rows, xp)
+    n, d = zm.shape
+    zf = A.to_float(zm, xp)
+    g, gc, bad = A.gram_matrices(zf, xp)
+    out: dict[str, Any] = {}
+    if A.needs_host_eig(g):
+
+        def finish(h: dict[str, Any]) -> dict[str, Any]:
+            if bool(h["bad"]):
+                res: dict[str, Any] = {
+                    m: math.nan
+                    for m in ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "near_zero")
+                }
+                res["log_spectrum"] = np.full(max(1, min(n - 1, d)), np.nan)
+                return res
+            s = A.singular_values_from_gram(h["g"], np)
+            sc = A.centered_spectrum_from_gram(h["gc"], n, d, np)
+            res = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
+            res["log_spectrum"] = _log_spectrum(np, sc)
+            return res
+
+        job = A.HostJob({"g": g, "gc": gc, "bad": bad}, finish)
+        spectral = A.deferred_family(
+            job, ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "near_zero")
+        )
+        log_spectrum: Any = A.Deferred(job, "log_spectrum")
+    else:
+        s = A.singular_values_from_gram(g, xp)
+        sc = A.centered_spectrum_from_gram(gc, n, d, xp)
+        spectral = {m: xp.where(bad, xp.nan, v) for m, v in _stats_from_spectra(xp, s, sc, n, d).items()}
+        log_spectrum = xp.where(bad, xp.nan, _log_spectrum(xp, sc))
+    out.update(spectral)
+    out.update({m: xp.where(bad, xp.nan, v) for m, v in _direction_stats(xp, zf).items()})
+    result = {"members": out, "log_spectrum": log_spectrum, "n": n, "d": d}
+    if entries is not None:
+        # The step's inputs hold the array for the whole step, so its id is not reused within it.
+        entries[key] = result
+    return result
+
+
+ORDER = ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "std", "mean_cos", "near_zero")
+
+
+def collapse(embeddings: Any, step: int = 0, shared: dict | None = None) -> dict[str, Any]:
+    """The collapse family for one embedding matrix (see the module docstring)."""
+    members = analyse(embeddings, shared, step)["members"]
+    return {m: members[m] for m in ORDER}
+
+
+def collapse_spectrum(embeddings: Any, step: int = 0, shared: dict | None = None) -> Any:
+    """log10(σₖ/σ₁) of the centered spectrum, a 1-D array for a histogram."""
+    return analyse(embeddings, shared, step)["log_spectrum"]
+
+
+METRICS = [
+    Metric(
+        "collapse",
+        compute=collapse,
+        every=100,
+        fan_out="embeddings",
+        health=HEALTH,
+        # No cross-rank reduction: rank 0's batch is measured (on CUDA the spectrum is a Deferred
+        # host job, which an all-reduce would have to force on the training thread).
+        reduce=None,
+        description="Representation collapse of `embeddings`: RankMe, centered effective rank, normalised "
+        "std, mean pairwise cosine, collapsed directions.",
+    ),
+    Metric(
+        "collapse/spectrum",
+        compute=collapse_spectrum,
+        every=1000,
+        kind="histogram",
+        fan_out="embeddings",
+        description="log10(σₖ/σ₁) of the centered embedding spectrum (clamped at −12).",
+    ),
+]
+
+
+@hookimpl
+def metricreg_register_inputs(register):
+    register("embeddings", description="(n, d) embeddings, or a dict of them (one collapse family per key)")
+
+
+@hookimpl
+def metricreg_register_metrics(register):
+    for metric in METRICS:
+        register(metric)

@@ -1,0 +1,303 @@
+"""Generalization gap: training-side scalars against each evaluation.
+
+How it works:
+
+* ``generalization/accumulate`` (every 10 steps, writes nothing) adds every scalar input of
+  the step (``loss``, ``accuracy``, ``psnr``, anything given as a Python number or a
+  one-element array, except bookkeeping inputs such as ``batch_size`` or ``lr``) to running
+  sums kept on the device in ``shared``. Inputs given as callables are not evaluated for
+  this (they may be expensive). Training values are therefore a sample every 10 steps.
+* ``gap`` runs on every ``eval`` event. For each scalar eval input that also has training
+  values since the previous eval of the same split, it writes (under the ``gap`` split):
+
+  - ``gap/<name>``: eval − train for lower-is-better metrics (losses), train − eval for
+    higher-is-better ones (accuracy, PSNR, ...): **positive = worse on held-out data**;
+  - ``gap/<name>_relative``: that gap / |train mean|;
+  - ``gap/<name>_gl`` for loss-like names: Prechelt's generalization loss
+    GL = 100·(E_val / min E_val so far − 1).
+
+  The training side is the mean of the sampled training values since the previous eval
+  (of that split), so it lags the eval by half an eval interval and carries dropout /
+  augmentation: for a clean gap, evaluate a fixed training subset in eval mode and pass its
+  value as a training input.
+
+Direction: registered with :func:`set_direction`, else by name: a name containing one of
+accuracy, acc, psnr, ssim, f1, auc, precision, recall, iou, dice, top1, top5, map, bleu,
+rouge, r2, sim, similarity, reward (and none of loss, error, err, mse, mae, nll, ppl, ...)
+is higher-is-better; anything else lower-is-better.
+
+Splits: the first eval split seen (usually ``val``) writes ``gap/<name>``; another split S
+writes ``gap/S/<name>`` (the same convention as the Health tab's derived gaps in
+metricreg.verdict).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from metricreg import arrays as A
+from metricreg.hookspecs import hookimpl
+from metricreg.manifest import CONVENTIONAL
+from metricreg.spec import Health, Metric
+
+WINDOWS_KEY = "generalization/windows"
+PRIMARY_KEY = "generalization/primary_split"
+_SINCE_START = "*"
+
+#: Inputs that are bookkeeping, not metrics: never accumulated.
+EXCLUDE = frozenset(
+    {
+        "step",
+        "epoch",
+        "batch_size",
+        "tokens",
+        "num_samples",
+        "samples",
+        "max_norm",
+        "momentum",
+        "lr",
+        "learning_rate",
+        "forward_time",
+        "backward_time",
+        "data_time",
+        "step_time",
+        "grad_norm",
+        "data_range",
+        "temperature",
+        "weight_decay",
+    }
+)
+
+HIGHER_TOKENS = frozenset(
+    [
+        "accuracy",
+        "acc",
+        "psnr",
+        "ssim",
+        "msssim",
+        "f1",
+        "auc",
+        "auroc",
+        "auprc",
+        "precision",
+        "recall",
+        "iou",
+        "miou",
+        "dice",
+        "top1",
+        "top5",
+        "map",
+        "bleu",
+        "rouge",
+        "rougel",
+        "meteor",
+        "cider",
+        "r2",
+        "sim",
+        "similarity",
+        "cos",
+        "cosine",
+        "reward",
+        "return",
+        "score",
+    ]
+)
+LOWER_TOKENS = frozenset(
+    [
+        "loss",
+        "error",
+        "err",
+        "mse",
+        "mae",
+        "rmse",
+        "nll",
+        "ppl",
+        "perplexity",
+        "wer",
+        "cer",
+        "lpips",
+        "fid",
+        "bpd",
+        "bpc",
+        "kl",
+        "ce",
+        "xent",
+        "cost",
+        "regret",
+    ]
+)
+LOSS_TOKENS = frozenset({"loss", "nll", "ce", "xent"})
+
+_DIRECTIONS: dict[str, str] = {}
+
+
+def set_direction(name: str, direction: str) -> None:
+    """Declare whether a scalar input is ``"higher_is_better"`` or ``"lower_is_better"`` for the gap."""
+    if direction not in ("higher_is_better", "lower_is_better"):
+        raise ValueError(f"direction must be 'higher_is_better' or 'lower_is_better', got {direction!r}")
+    _DIRECTIONS[name] = direction
+
+
+def _tokens(name: str) -> set[str]:
+    return {t for t in re.split(r"[^a-z0-9]+", name.lower()) if t}
+
+
+def direction_of(name: str) -> str:
+    """``higher_is_better`` or ``lower_is_better`` for a metric name (registered, else by name)."""
+    if name in _DIRECTIONS:
+        return _DIRECTIONS[name]
+    tokens = _tokens(name)
+    if tokens & LOWER_TOKENS:
+        return "lower_is_better"
+    if tokens & HIGHER_TOKENS:
+        return "higher_is_better"
+    return "lower_is_better"
+
+
+def is_loss_like(name: str) -> bool:
+    return bool(_tokens(name) & LOSS_TOKENS)
+
+
+def _value(v: Any) -> Any:
+    """A scalar input as a Python float or a detached 0-d float array (widest float)."""
+    if A.is_array(v):
+        xp = A.namespace(v)
+        v = A.detach(v)
+        if v.ndim:
+            v = xp.reshape(v, ())
+        return A.to_float(v, xp)
+    return float(v)
+
+
+def accumulate(inputs: Any, shared: dict | None = None) -> None:
+    """Add this step's scalar inputs to every open training window (writes nothing)."""
+    if shared is None:
+        return None
+    windows = shared.setdefault(WINDOWS_KEY, {_SINCE_START: {}})
+    for name in inputs.provided():
+        if name in EXCLUDE:
+            continue
+        raw = inputs.peek(name)
+        if raw is None or not A.is_scalar_like(raw):
+            continue
+        v = _value(raw)
+        for window in windows.values():
+            acc = window.get(name)
+            if acc is None:
+                window[name] = [v, 1]
+            else:
+                acc[0] = acc[0] + v
+                acc[1] += 1
+    return None
+
+
+def gap(
+    inputs: Any, shared: dict | None = None, state: dict | None = None, split: str = "val"
+) -> dict[str, Any] | None:
+    """Gaps between this eval's scalar inputs and the training means since the previous eval."""
+    if shared is None:
+        return None
+    state = {} if state is None else state
+    windows = shared.setdefault(WINDOWS_KEY, {_SINCE_START: {}})
+    window = windows.get(split)
+    if window is None:
+        window = windows[_SINCE_START]  # first eval of this split: everything since the start
+    windows[split] = {}  # the next window for this split starts now
+    best = state.setdefault("best", {})
+    primary = shared.setdefault(PRIMARY_KEY, split)  # in `shared`: state may be kept per split
+    out: dict[str, Any] = {}
+    for name in inputs.provided():
+        acc = window.get(name)
+        if acc is None or acc[1] == 0 or name in EXCLUDE:
+            continue
+        raw = inputs[name]
+        if raw is None or not A.is_scalar_like(raw):
+            continue
+        v = _value(raw)
+        train = acc[0] / acc[1]
+        like = v if A.is_array(v) else (train if A.is_array(train) else None)
+        xp = A.namespace(like) if like is not None else A.namespace()
+        v = A.as_scalar_array(v, like, xp) if like is not None else A.as_scalar_array(v)
+        train = A.as_scalar_array(train, like, xp) if like is not None else A.as_scalar_array(train)
+        g = train - v if direction_of(name) == "higher_is_better" else v - train
+        scale = xp.abs(train)
+        rel = xp.where(scale > 0, g / xp.where(scale > 0, scale, 1.0), xp.nan)
+        member = name if split == primary else f"{split}/{name}"
+        out[member] = g
+        out[f"{member}_relative"] = rel
+        if is_loss_like(name):
+            key = (split, name)
+            prev = best.get(key)
+            b = v if prev is None else xp.minimum(prev, v)
+            best[key] = b
+            out[f"{member}_gl"] = 100.0 * (v / b - 1.0)
+    return out or None
+
+
+# Health rules: the manifest's conventions, per member for the common metric names.
+_COMMON = [
+    "loss",
+    "accuracy",
+    "acc",
+    "psnr",
+    "ssim",
+    "f1",
+    "auc",
+    "precision",
+    "recall",
+    "iou",
+    "dice",
+    "error",
+    "top1",
+    "top5",
+    "nll",
+    "perplexity",
+    "mse",
+    "mae",
+    "ce",
+    "cos_mean",
+]
+_RAW = Health(
+    category="generalization",
+    direction="lower_is_better",
+    description=CONVENTIONAL["gap/*"].description,
+    remedy=CONVENTIONAL["gap/*_relative"].remedy,
+)
+
+
+def _health_table() -> dict[str, Health]:
+    table: dict[str, Health] = {}
+    for name in _COMMON:
+        table[name] = _RAW
+        table[f"{name}_relative"] = CONVENTIONAL["gap/*_relative"]
+        if is_loss_like(name):
+            table[f"{name}_gl"] = CONVENTIONAL["gap/*_gl"]
+    return table
+
+
+HEALTH = _health_table()
+
+METRICS = [
+    Metric(
+        "generalization/accumulate",
+        compute=accumulate,
+        every=10,
+        description="Internal: samples the training-side scalar inputs for the generalization gap (writes nothing).",
+    ),
+    Metric(
+        "gap",
+        compute=gap,
+        every="eval",
+        split="gap",
+        health=HEALTH,
+        description="Generalization gap at each eval: eval vs the training mean since the previous eval, absolute "
+        "(positive = worse on held-out data), relative, and Prechelt's GL for losses.",
+    ),
+]
+
+
+@hookimpl
+def metricreg_register_metrics(register):
+    for metric in METRICS:
+        register(metric)

@@ -1,0 +1,260 @@
+"""Prediction quality and cross-modal alignment.
+
+Inputs and tags (``train/…``, or ``<eval split>/…`` when given to ``mon.eval``):
+
+==================================  =======================================================================
+``prediction/cosine/{mean,std,      cosine similarity between matching rows of ``predictions`` and ``targets``
+min,max}``                          ((n, d) or (..., d), flattened to rows; e.g. JEPA predictor vs target)
+``prediction/nmse``                 Σ‖p − t‖² / Σ‖t − t̄‖² over rows: the fraction of the targets' variance
+                                    left unexplained (0 perfect, 1 = no better than predicting the mean)
+``prediction/psnr``                 10·log10(R² / MSE) between ``reconstruction`` and ``image`` (same shape),
+                                    averaged over the batch when ndim ≥ 4 (leading axis = batch), else one
+                                    image; R = ``data_range`` if given, else 255 for integer images, else 1
+``prediction/paired/{diag,offdiag,  for ``paired_embeddings`` = (a, b) or {"image": a, "text": b}: cosine of
+margin,top1}``                      matched pairs (diag), mean over mismatched pairs (offdiag), their
+                                    difference, and the fraction of rows of a whose most similar row of b is
+                                    its own pair (retrieval top-1); first 1,024 pairs (fixed selection)
+``prediction/similarity``           image: the cosine-similarity matrix of the first 64 pairs, blue (−1) –
+                                    white (0) – red (+1), 4× enlarged; a clean diagonal = aligned modalities
+==================================  =======================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from metricreg import arrays as A
+from metricreg.hookspecs import hookimpl
+from metricreg.spec import Health, Metric
+
+PAIRED_MAX_ROWS = 1024
+IMAGE_PAIRS = 64
+IMAGE_SCALE = 4
+
+
+def _rows(x: Any, xp: Any, max_rows: int | None = None) -> Any:
+    x = A.detach(x)
+    if x.ndim == 1:
+        x = xp.reshape(x, (-1, 1))
+    return A.to_float(A.as_matrix(x, max_rows, xp), xp)
+
+
+def _normalize(xp: Any, x: Any) -> Any:
+    return x / xp.clip(xp.linalg.vector_norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
+    """Row-wise cosine similarity statistics between predictions and targets."""
+    xp = A.namespace(predictions, targets)
+    p, t = _rows(predictions, xp), _rows(targets, xp)
+    if p.shape[1] < 2:
+        return None  # cosine of scalars is only a sign
+    cos = xp.sum(_normalize(xp, p) * _normalize(xp, t), axis=1)
+    n = cos.shape[0]
+    return {
+        "mean": xp.mean(cos),
+        "std": xp.std(cos, correction=1 if n > 1 else 0),
+        "min": xp.min(cos),
+        "max": xp.max(cos),
+    }
+
+
+def nmse(predictions: Any, targets: Any) -> Any:
+    """Σ‖p − t‖² / Σ‖t − t̄‖²: fraction of variance unexplained."""
+    xp = A.namespace(predictions, targets)
+    p, t = _rows(predictions, xp), _rows(targets, xp)
+    err = xp.sum((p - t) ** 2)
+    var = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2)
+    return xp.where(var > 0, err / xp.where(var > 0, var, 1.0), xp.nan)
+
+
+def psnr(reconstruction: Any, image: Any, data_range: Any = None) -> Any:
+    """Peak signal-to-noise ratio in dB (mean over the batch for ndim ≥ 4)."""
+    xp = A.namespace(reconstruction, image)
+    if data_range is None:
+        data_range = 1.0 if xp.isdtype(image.dtype, "real floating") else 255.0
+    rec, img = A.to_float(A.detach(reconstruction), xp), A.to_float(A.detach(image), xp)
+    sq = (rec - img) ** 2
+    mse = xp.mean(xp.reshape(sq, (sq.shape[0], -1)), axis=1) if sq.ndim >= 4 else xp.mean(sq)
+    r2 = data_range * data_range
+    value = 10.0 * xp.log10(r2 / xp.clip(mse, r2 * 1e-20, None))
+    return xp.mean(value) if value.ndim else value
+
+
+def _pair(paired_embeddings: Any) -> tuple[Any, Any] | None:
+    if isinstance(paired_embeddings, dict):
+        values = list(paired_embeddings.values())
+    elif isinstance(paired_embeddings, (tuple, list)):
+        values = list(paired_embeddings)
+    else:
+        return None
+    return (values[0], values[1]) if len(values) == 2 else None
+
+
+def paired(paired_embeddings: Any) -> dict[str, Any] | None:
+    """Alignment of two paired embedding sets (see the module docstring)."""
+    pair = _pair(paired_embeddings)
+    if pair is None:
+        return None
+    xp = A.namespace(*pair)
+    a = _normalize(xp, _rows(pair[0], xp, PAIRED_MAX_ROWS))
+    b = _normalize(xp, _rows(pair[1], xp, PAIRED_MAX_ROWS))
+    n = min(a.shape[0], b.shape[0])
+    a, b = a[:n, :], b[:n, :]
+    sim = a @ xp.matrix_transpose(b)
+    diag = xp.sum(a * b, axis=1)
+    diag_mean = xp.mean(diag)
+    total = xp.sum(sim)
+    off = (
+        (total - xp.sum(diag)) / float(n * (n - 1))
+        if n > 1
+        else xp.full((), math.nan, dtype=sim.dtype, device=A.device_of(sim))
+    )
+    hits = xp.argmax(sim, axis=1) == xp.arange(n, device=A.device_of(sim))
+    return {
+        "diag": diag_mean,
+        "offdiag": off,
+        "margin": diag_mean - off,
+        "top1": xp.mean(xp.astype(hits, sim.dtype)),
+    }
+
+
+def similarity_image(paired_embeddings: Any) -> Any:
+    """HxWx3 float image in [0, 1] of the similarity matrix of the first pairs."""
+    pair = _pair(paired_embeddings)
+    if pair is None:
+        return None
+    xp = A.namespace(*pair)
+    a, b = _rows(pair[0], xp), _rows(pair[1], xp)
+    n = min(a.shape[0], b.shape[0], IMAGE_PAIRS)
+    a, b = _normalize(xp, a[:n, :]), _normalize(xp, b[:n, :])
+    v = (xp.clip(a @ xp.matrix_transpose(b), -1.0, 1.0) + 1.0) / 2.0  # 0 blue, 0.5 white, 1 red
+    v = xp.where(xp.isfinite(v), v, 0.5)
+    idx = xp.arange(n * IMAGE_SCALE, device=A.device_of(v)) // IMAGE_SCALE
+    v = xp.take(xp.take(v, idx, axis=0), idx, axis=1)
+    r = xp.clip(2.0 * v, 0.0, 1.0)
+    b_ = xp.clip(2.0 - 2.0 * v, 0.0, 1.0)
+    g = 1.0 - xp.abs(2.0 * v - 1.0)
+    return xp.astype(xp.stack([r, g, b_], axis=-1), xp.float32)
+
+
+HEALTH_COSINE = {
+    "mean": Health(
+        category="prediction",
+        direction="higher_is_better",
+        title="prediction cosine (mean)",
+        description="Mean cosine similarity between predictions and their targets.",
+    ),
+    "std": Health(
+        category="prediction",
+        title="prediction cosine (std)",
+        description="Spread of the per-row cosine; ≈ 0 together with a mean ≈ 1 can mean the targets collapsed.",
+    ),
+    "min": Health(category="prediction", title="prediction cosine (min)", description="Worst row."),
+    "max": Health(category="prediction", title="prediction cosine (max)", description="Best row."),
+}
+HEALTH_NMSE = Health(
+    category="prediction",
+    warn_above=1.0,
+    persistence=3,
+    direction="lower_is_better",
+    title="normalised MSE",
+    description="Σ‖p − t‖² / Σ‖t − t̄‖²: 0 is perfect, 1 is no better than predicting the mean target.",
+    remedy="Predictions are worse than a constant: check that predictions and targets are aligned (same "
+    "order, same normalisation), lower the learning rate, or verify the targets are not moving faster "
+    "than the predictor can follow (EMA momentum).",
+)
+HEALTH_PSNR = Health(
+    category="prediction",
+    direction="higher_is_better",
+    title="PSNR (dB)",
+    description="Peak signal-to-noise ratio of the reconstruction, 10·log10(R²/MSE).",
+)
+HEALTH_PAIRED = {
+    "diag": Health(
+        category="prediction",
+        direction="higher_is_better",
+        title="matched-pair cosine",
+        description="Mean cosine of matched pairs.",
+    ),
+    "offdiag": Health(
+        category="prediction",
+        title="mismatched-pair cosine",
+        description="Mean cosine of mismatched pairs; → diag when the modalities do not align.",
+    ),
+    "margin": Health(
+        category="prediction",
+        warn_below=0.0,
+        persistence=3,
+        direction="higher_is_better",
+        title="alignment margin",
+        description="Matched minus mismatched cosine: > 0 once the two embeddings align.",
+        remedy="Matched pairs are no more similar than random pairs: check that the pairs are in the same "
+        "order, that the contrastive temperature is sensible, and that neither tower collapsed.",
+    ),
+    "top1": Health(
+        category="prediction",
+        direction="higher_is_better",
+        title="retrieval top-1",
+        description="Fraction of rows whose nearest neighbour in the other modality is their pair.",
+    ),
+}
+
+METRICS = [
+    Metric(
+        "prediction/cosine",
+        compute=cosine,
+        every=100,
+        health=HEALTH_COSINE,
+        reduce="mean",
+        description="Cosine similarity between predictions and targets: mean, std, min, max.",
+    ),
+    Metric(
+        "prediction/nmse",
+        compute=nmse,
+        every=100,
+        health=HEALTH_NMSE,
+        reduce="mean",
+        description=HEALTH_NMSE.description,
+    ),
+    Metric(
+        "prediction/psnr",
+        compute=psnr,
+        every=10,
+        health=HEALTH_PSNR,
+        reduce="mean",
+        description=HEALTH_PSNR.description,
+    ),
+    Metric(
+        "prediction/paired",
+        compute=paired,
+        every=100,
+        health=HEALTH_PAIRED,
+        reduce="mean",
+        description="Alignment of paired embeddings: matched vs mismatched cosine, margin, retrieval top-1.",
+    ),
+    Metric(
+        "prediction/similarity",
+        compute=similarity_image,
+        every=1000,
+        kind="image",
+        description="Cosine-similarity matrix of the first 64 pairs of paired_embeddings (blue −1, red +1).",
+    ),
+]
+
+
+@hookimpl
+def metricreg_register_inputs(register):
+    register("predictions", description="(n, d) predictions, compared row by row with targets")
+    register("targets", description="(n, d) targets for predictions")
+    register("reconstruction", description="reconstructed image(s), same shape as image")
+    register("image", description="reference image(s): (H, W[, C]) or a batch (B, ...) with ndim >= 4")
+    register("data_range", description="PSNR peak value R (default 1 for float images, 255 for integers)")
+    register("paired_embeddings", description="(a, b) or {'image': a, 'text': b}: row i of a pairs with row i of b")
+
+
+@hookimpl
+def metricreg_register_metrics(register):
+    for metric in METRICS:
+        register(metric)

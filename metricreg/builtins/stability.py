@@ -1,0 +1,323 @@
+"""Stability: non-finite values, loss spikes, plateaus, loss trend.
+
+All rules work on the **sampled** training loss: a metric due every 10 steps sees steps
+0, 10, 20, ... only, so a one-step spike between two due steps goes unseen (a NaN that
+persists, the usual case, is caught at the next due step). Pass ``loss`` every step; it
+costs nothing on steps where nothing is due. Everything runs on the loss's device; window
+statistics are kept in ``state`` as device scalars.
+
+=================================  ==================================================================
+tag (``train/…``)                  rule
+=================================  ==================================================================
+``stability/nonfinite_loss``       1 when the loss is NaN/±Inf (every 10 steps).
+``stability/nonfinite_grads``      1 when the global gradient norm is NaN/±Inf (overflow included).
+``stability/spikes/detected``      Lightning ``SpikeDetection`` (mode min, window 10, rtol 2, no atol): the
+                                   loss is worse than the previous sample AND |L − mean₁₀| ≥ 2·|mean₁₀|,
+                                   mean over the previous 10 finite samples; a non-finite loss is a spike.
+``stability/spikes/ratio``         L / mean₁₀.
+``stability/spikes/rate``          fraction of the last 100 samples that were spikes.
+``stability/plateau``              steps since the smoothed loss last improved, PyTorch
+                                   ``ReduceLROnPlateau`` rel rule: improved when L̃ < best·(1 − 1e-4), L̃ the
+                                   TensorBoard debiased EMA (weight 0.8) of the loss sampled every 50 steps.
+``<eval split>/stability/eval_plateau``  evaluations since the eval loss last improved (same rule, raw).
+``stability/loss_trend``           least-squares slope of the last 20 samples (every 50 steps: 1,000 steps),
+                                   per 1,000 steps, relative to the mean |loss|: > 0 means rising.
+=================================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from metricreg import arrays as A
+from metricreg.hookspecs import hookimpl
+from metricreg.spec import Health, Metric
+
+SPIKE_WINDOW = 10
+SPIKE_RTOL = 2.0
+SPIKE_ATOL: float | None = None
+SPIKE_RATE_WINDOW = 100
+PLATEAU_EVERY = 50
+PLATEAU_SMOOTHING = 0.8
+PLATEAU_THRESHOLD = 1e-4
+PLATEAU_PATIENCE_STEPS = 1000
+EVAL_PLATEAU_PATIENCE = 10
+TREND_EVERY = 50
+TREND_WINDOW = 20
+
+
+def scalar_loss(loss: Any) -> Any:
+    """A loss as a detached 0-d float array (the mean if it is per-sample), or a numpy float."""
+    if A.is_array(loss) and not isinstance(loss, np.generic):
+        xp = A.namespace(loss)
+        loss = A.to_float(A.detach(loss), xp)
+        return xp.mean(loss) if loss.ndim else loss
+    return np.float64(loss)
+
+
+def _ns(x: Any) -> Any:
+    return A.namespace(x)
+
+
+def _indicator_nonfinite(x: Any) -> Any:
+    xp = _ns(x)
+    return xp.astype(xp.logical_not(xp.isfinite(x)), x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32)
+
+
+def nonfinite_loss(loss: Any) -> Any:
+    return _indicator_nonfinite(scalar_loss(loss))
+
+
+def nonfinite_grads(grad_norm: Any) -> Any:
+    if grad_norm is None:
+        return None
+    return _indicator_nonfinite(scalar_loss(grad_norm))
+
+
+def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
+    """Lightning-style spike detection on the sampled loss (see the module docstring)."""
+    state = {} if state is None else state
+    value = scalar_loss(loss)
+    xp = _ns(value)
+    finite = xp.isfinite(value)
+    window: list = state.setdefault("window", [])
+    out: dict[str, Any] = {}
+    if len(window) >= SPIKE_WINDOW:
+        w = xp.stack(window[-SPIKE_WINDOW:])
+        ok = xp.isfinite(w)
+        count = xp.sum(xp.astype(ok, value.dtype))
+        mean = xp.sum(xp.where(ok, w, 0.0)) / xp.clip(count, 1.0, None)
+        mean = xp.where(count > 0, mean, xp.nan)
+        worse = value > window[-1]
+        rel_ok = xp.abs(value - mean) >= SPIKE_RTOL * xp.abs(mean)
+        cond = xp.logical_and(worse, rel_ok)
+        if SPIKE_ATOL is not None:
+            cond = xp.logical_and(cond, xp.abs(value - mean) >= abs(SPIKE_ATOL))
+        spike = xp.logical_or(cond, xp.logical_not(finite))
+        out["ratio"] = value / mean
+    else:
+        spike = xp.logical_not(finite)  # warm-up: only non-finite values count
+    flag = xp.astype(spike, value.dtype)
+    window.append(value)
+    del window[:-SPIKE_WINDOW]
+    flags: list = state.setdefault("flags", [])
+    flags.append(flag)
+    total = state.get("flag_sum", 0.0) + flag  # running sum: no growing shapes (JAX compiles per shape)
+    if len(flags) > SPIKE_RATE_WINDOW:
+        total = total - flags.pop(0)
+    state["flag_sum"] = total
+    out["detected"] = flag
+    out["rate"] = total / float(len(flags))
+    return out
+
+
+def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
+    """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
+    state = {} if state is None else state
+    value = scalar_loss(loss)
+    xp = _ns(value)
+    finite = xp.isfinite(value)
+    w = PLATEAU_SMOOTHING
+    if "ema" not in state:
+        zero = xp.zeros_like(value)
+        state.update(ema=zero, n=zero, best=zero + math.inf, since=zero, last_step=step)
+    # TensorBoard's debiased EMA; a non-finite point leaves the state untouched.
+    ema = xp.where(finite, state["ema"] * w + (1.0 - w) * xp.where(finite, value, 0.0), state["ema"])
+    n = state["n"] + xp.astype(finite, value.dtype)
+    smoothed = ema / xp.clip(1.0 - w**n, 1e-12, None)
+    improved = xp.logical_and(finite, smoothed < state["best"] * (1.0 - PLATEAU_THRESHOLD))
+    improved = xp.logical_or(improved, xp.logical_and(finite, xp.isinf(state["best"])))
+    elapsed = float(max(0, step - state["last_step"]))
+    since = xp.where(improved, 0.0, state["since"] + elapsed)
+    state.update(ema=ema, n=n, best=xp.where(improved, smoothed, state["best"]), since=since, last_step=step)
+    return since + 0.0 * value  # NaN loss -> NaN
+
+
+def eval_plateau(loss: Any, state: dict | None = None) -> Any:
+    """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
+    state = {} if state is None else state
+    value = scalar_loss(loss)
+    xp = _ns(value)
+    finite = xp.isfinite(value)
+    best = state.get("best")
+    bad = state.get("bad")
+    if best is None:
+        best = xp.zeros_like(value) + math.inf
+        bad = xp.zeros_like(value)
+    improved = xp.logical_and(finite, xp.logical_or(value < best * (1.0 - PLATEAU_THRESHOLD), xp.isinf(best)))
+    bad = xp.where(improved, 0.0, bad + 1.0)
+    state["best"] = xp.where(improved, value, best)
+    state["bad"] = bad
+    return bad
+
+
+def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
+    """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
+    state = {} if state is None else state
+    value = scalar_loss(loss)
+    xp = _ns(value)
+    hist: list = state.setdefault("history", [])
+    hist.append((step, value))
+    del hist[:-TREND_WINDOW]
+    if len(hist) < 3:
+        return None
+    xs = [float(s) for s, _ in hist]
+    x_mean = sum(xs) / len(xs)
+    sxx = sum((x - x_mean) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    # Scalar operations only (a window that grows would make JAX compile anew for each length).
+    slope = None
+    scale = None
+    for (_, v), x in zip(hist, xs, strict=True):
+        term = v * ((x - x_mean) / sxx)
+        slope = term if slope is None else slope + term
+        scale = xp.abs(v) if scale is None else scale + xp.abs(v)
+    scale = scale / float(len(hist))
+    return slope * 1000.0 / xp.clip(scale, 1e-30, None)
+
+
+_REMEDY_NONFINITE = (
+    "Training produced NaN/Inf: lower the learning rate, enable gradient clipping, check the loss for "
+    "log(0), division by zero or exp overflow, use a loss scaler (or bf16) under mixed precision, and "
+    "resume from the last finite checkpoint."
+)
+_REMEDY_SPIKE = (
+    "Loss spikes: lower the learning rate or lengthen warm-up, enable gradient clipping, lower Adam's "
+    "beta2 or raise its epsilon, and look for bad batches at the spike steps."
+)
+
+HEALTH_NONFINITE_LOSS = Health(
+    category="stability",
+    critical_above=0.5,
+    direction="lower_is_better",
+    title="non-finite loss",
+    description="1 when the (sampled) loss is NaN or infinite.",
+    remedy=_REMEDY_NONFINITE,
+)
+HEALTH_NONFINITE_GRADS = Health(
+    category="stability",
+    critical_above=0.5,
+    direction="lower_is_better",
+    title="non-finite gradients",
+    description="1 when the global gradient norm is NaN or infinite (a NaN/Inf gradient, or overflow).",
+    remedy=_REMEDY_NONFINITE,
+)
+HEALTH_SPIKES = {
+    "detected": Health(
+        category="stability",
+        warn_above=0.5,
+        direction="lower_is_better",
+        title="loss spike",
+        description="1 when the sampled loss is worse than the previous sample and at least 2× its "
+        "10-sample mean away from it (Lightning SpikeDetection rule), or non-finite.",
+        remedy=_REMEDY_SPIKE,
+    ),
+    "ratio": Health(
+        category="stability",
+        title="loss / recent mean",
+        description="Sampled loss divided by the mean of the previous 10 samples.",
+    ),
+    "rate": Health(
+        category="stability",
+        warn_above=0.05,
+        critical_above=0.2,
+        direction="lower_is_better",
+        title="spike rate",
+        description="Fraction of the last 100 loss samples flagged as spikes.",
+        remedy=_REMEDY_SPIKE,
+    ),
+}
+HEALTH_PLATEAU = Health(
+    category="stability",
+    warn_above=float(PLATEAU_PATIENCE_STEPS),
+    direction="lower_is_better",
+    title="steps without improvement",
+    description="Steps since the smoothed training loss last improved by more than 1e-4 relative "
+    "(ReduceLROnPlateau rel rule on a debiased EMA of the loss sampled every 50 steps).",
+    remedy="Training has stalled: decay the learning rate (or use ReduceLROnPlateau), check that the "
+    "learning rate has not already decayed to ~0, or stop if validation metrics have converged too.",
+)
+HEALTH_EVAL_PLATEAU = Health(
+    category="stability",
+    warn_above=float(EVAL_PLATEAU_PATIENCE),
+    direction="lower_is_better",
+    title="evals without improvement",
+    description="Evaluations since the eval loss last improved by more than 1e-4 relative "
+    "(ReduceLROnPlateau rel rule, patience 10).",
+    remedy="The eval loss no longer improves: decay the learning rate, or stop early and keep the best checkpoint.",
+)
+HEALTH_TREND = Health(
+    category="stability",
+    warn_above=0.1,
+    persistence=3,
+    direction="lower_is_better",
+    title="loss trend",
+    description="Least-squares slope of the last 20 loss samples (1,000 steps), as a fraction of the mean "
+    "loss per 1,000 steps: negative while learning, ≈ 0 on a plateau, positive when the loss rises.",
+    remedy="The training loss is rising: lower the learning rate, check the schedule (a restart or warm-up "
+    "that is too aggressive), and look for data or augmentation changes at that point.",
+)
+
+METRICS = [
+    Metric(
+        "stability/nonfinite_loss",
+        compute=nonfinite_loss,
+        every=10,
+        health=HEALTH_NONFINITE_LOSS,
+        reduce="max",
+        description=HEALTH_NONFINITE_LOSS.description,
+    ),
+    Metric(
+        "stability/nonfinite_grads",
+        compute=nonfinite_grads,
+        every=10,
+        health=HEALTH_NONFINITE_GRADS,
+        reduce="max",
+        description=HEALTH_NONFINITE_GRADS.description,
+    ),
+    Metric(
+        "stability/spikes",
+        compute=spikes,
+        every=10,
+        health=HEALTH_SPIKES,
+        reduce="max",
+        description="Loss spikes (Lightning SpikeDetection rule on the loss sampled every 10 steps).",
+    ),
+    Metric(
+        "stability/plateau",
+        compute=plateau,
+        every=PLATEAU_EVERY,
+        health=HEALTH_PLATEAU,
+        description=HEALTH_PLATEAU.description,
+    ),
+    Metric(
+        "stability/eval_plateau",
+        compute=eval_plateau,
+        every="eval",
+        health=HEALTH_EVAL_PLATEAU,
+        description=HEALTH_EVAL_PLATEAU.description,
+    ),
+    Metric(
+        "stability/loss_trend",
+        compute=loss_trend,
+        every=TREND_EVERY,
+        health=HEALTH_TREND,
+        reduce="mean",
+        description=HEALTH_TREND.description,
+    ),
+]
+
+
+@hookimpl
+def metricreg_register_inputs(register):
+    register("loss", description="the training loss of this step (scalar)")
+
+
+@hookimpl
+def metricreg_register_metrics(register):
+    for metric in METRICS:
+        register(metric)

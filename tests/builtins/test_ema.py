@@ -1,0 +1,132 @@
+"""EMA family: parameter distances, teacher step, failure indicators; numpy / torch / JAX."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from metricreg.builtins import ema as E
+from tests.builtins.conftest import close, is_framework_array, value, values
+
+
+def params(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "enc": {"w": scale * rng.standard_normal((6, 5)), "b": scale * rng.standard_normal(5)},
+        "head": rng.standard_normal(3),
+    }
+
+
+def flat(tree: dict) -> np.ndarray:
+    out = []
+    for v in tree.values():
+        out.append(flat(v) if isinstance(v, dict) else np.ravel(v))
+    return np.concatenate(out)
+
+
+def test_parameter_members_match_reference(fw):
+    student, teacher = params(0), params(1)
+    m = 0.99
+    got = E.ema(fw.tree(student), fw.tree(teacher), step=0, state={}, momentum=m)
+    assert all(is_framework_array(v, fw) for k, v in got.items() if k != "momentum")
+    got = values(got)
+    s, t = flat(student), flat(teacher)
+    dist = np.linalg.norm(s - t)
+    assert close(got["rel_distance"], dist / np.linalg.norm(t), fw.rtol)
+    assert close(got["weight_norm_ratio"], np.linalg.norm(s) / np.linalg.norm(t), fw.rtol)
+    assert close(got["teacher_step"], (1 - m) * dist, fw.rtol)
+    assert got["momentum"] == m and got["stalled"] == 0.0
+
+
+def test_torch_modules_and_pytrees_agree():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    teacher = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    as_tree = lambda mod: {n: p.detach().numpy().astype(np.float64) for n, p in mod.named_parameters()}  # noqa: E731
+    a = values(E.ema(student, teacher, momentum=0.9))
+    b = values(E.ema(as_tree(student), as_tree(teacher), momentum=0.9))
+    for k in b:
+        assert close(a[k], b[k], 1e-6), k
+    # A predictor only the student has is ignored; a DDP-style prefix is removed.
+    student.predictor = torch.nn.Linear(2, 2)
+    wrapped = torch.nn.Module()
+    wrapped.module = teacher
+    c = values(E.ema(student, wrapped, momentum=0.9))
+    assert close(c["rel_distance"], a["rel_distance"], 1e-6)
+
+
+def test_teacher_step_without_momentum_is_measured_between_due_steps(fw):
+    student, teacher = params(0), params(1)
+    state: dict = {}
+    first = E.ema(fw.tree(student), fw.tree(teacher), step=100, state=state)
+    assert "teacher_step" not in first
+    moved = {k: v for k, v in teacher.items()}
+    delta = params(2, scale=0.01)
+    moved = {
+        "enc": {k: teacher["enc"][k] + delta["enc"][k] for k in teacher["enc"]},
+        "head": teacher["head"] + delta["head"],
+    }
+    got = values(E.ema(fw.tree(student), fw.tree(moved), step=150, state=state))
+    assert close(got["teacher_step"], np.linalg.norm(flat(delta)) / 50, fw.rtol * 10)
+
+
+def simulate(momentum: float, steps: int = 1500, every: int = 100, noise: float = 0.3, seed: int = 0) -> list[dict]:
+    """Student drifting (decelerating) with noise; EMA teacher with momentum m; the family every `every` steps."""
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(64)
+    xi = theta.copy()
+    drift = 2.5e-4 * rng.standard_normal(64)
+    state: dict = {}
+    out = []
+    for k in range(steps + 1):
+        if k % every == 0:
+            out.append(values(E.ema({"p": theta}, {"p": xi}, step=k, state=state, momentum=momentum)))
+        theta = theta + drift / (1 + k / 300) + noise * 2.5e-4 * rng.standard_normal(64)
+        xi = momentum * xi + (1 - momentum) * theta
+    return out
+
+
+def test_stalled_indicator_fires_for_a_frozen_teacher_not_for_a_healthy_one():
+    frozen = simulate(1.0)
+    healthy = simulate(0.99)
+    slow = simulate(0.9999)
+    assert [r["stalled"] for r in frozen[:4]] == [0.0] * 4  # needs 5 points
+    assert all(r["stalled"] == 1.0 for r in frozen[4:])
+    assert all(r["stalled"] == 1.0 for r in slow[4:])  # half-life 6,931 steps > the run
+    assert all(r["stalled"] == 0.0 for r in healthy)
+    # m = 0.999: a single point while the gap builds up (half-life 693 steps), never twice in a row,
+    # so the rule's persistence of 2 keeps it quiet.
+    flags = [r["stalled"] for r in simulate(0.999)]
+    assert not any(a == b == 1.0 for a, b in itertools.pairwise(flags))
+    assert E.HEALTH["stalled"].persistence == 2
+    assert frozen[-1]["teacher_step"] == 0.0
+    assert frozen[-1]["rel_distance"] > frozen[5]["rel_distance"]
+
+
+def test_collapsing_indicator(fw):
+    rng = np.random.default_rng(0)
+    healthy = rng.standard_normal((256, 16))
+    got = values(E.ema(None, None, student_out=fw.array(healthy), teacher_out=fw.array(healthy + 0.01)))
+    assert got["agreement"] > 0.99 and got["student_std"] > 0.9 and got["collapsing"] == 0.0
+    collapsed = np.outer(1 + 0.1 * rng.random(256), rng.standard_normal(16))
+    got = values(E.ema(None, None, student_out=fw.array(collapsed), teacher_out=fw.array(collapsed)))
+    assert got["agreement"] > 0.999 and got["student_std"] < 1e-3 and got["collapsing"] == 1.0
+    bad = healthy.copy()
+    bad[0, 0] = np.nan
+    got = values(E.ema(None, None, student_out=fw.array(bad), teacher_out=fw.array(bad)))
+    assert math.isnan(got["collapsing"])
+
+
+def test_agreement_matches_reference(fw):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((100, 8)), rng.standard_normal((100, 8))
+    ref = np.mean((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+    assert close(value(E.ema(None, None, student_out=fw.array(a), teacher_out=fw.array(b))["agreement"]), ref, fw.rtol)
+
+
+def test_nothing_to_report_returns_none():
+    assert E.ema(None, None) is None

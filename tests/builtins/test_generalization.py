@@ -1,0 +1,118 @@
+"""Generalization gap: training accumulation in `shared`, gaps at each eval, directions, Prechelt GL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from metricreg.builtins import generalization as G
+from metricreg.inputs import Inputs
+from metricreg.manifest import CONVENTIONAL
+from tests.builtins.conftest import close, is_framework_array, values
+
+
+def inputs(**raw):
+    return Inputs(raw, {}, {"step": 0, "event": "step", "shared": {}})
+
+
+def run(fw, train_series, evals, every=1):
+    """Feed training values, then evals; returns the gap results (list per eval)."""
+    shared: dict = {}
+    state: dict = {}
+    out = []
+    for chunk, ev in zip(train_series, evals, strict=True):
+        for i, row in enumerate(chunk):
+            if i % every == 0:
+                G.accumulate(inputs(**{k: fw.array(v) for k, v in row.items()}, batch_size=32), shared)
+        res = G.gap(inputs(**{k: fw.array(v) for k, v in ev.items()}), shared, state, split="val")
+        out.append(res)
+    return out
+
+
+def test_signed_gaps_relative_gaps_and_gl(fw):
+    train = [[{"loss": 1.0, "accuracy": 0.9}, {"loss": 3.0, "accuracy": 0.7}], [{"loss": 0.5, "accuracy": 0.95}]]
+    evals = [{"loss": 2.5, "accuracy": 0.6}, {"loss": 3.0, "accuracy": 0.7}]
+    first, second = run(fw, train, evals)
+    assert all(is_framework_array(v, fw) or isinstance(v, float) for v in first.values())
+    first, second = values(first), values(second)
+    # loss: eval − train mean (2.0) → 0.5 worse on eval; accuracy: train mean (0.8) − eval → 0.2 worse.
+    assert close(first["loss"], 0.5, fw.rtol) and close(first["loss_relative"], 0.25, fw.rtol)
+    assert close(first["accuracy"], 0.2, fw.rtol) and close(first["accuracy_relative"], 0.25, fw.rtol)
+    assert close(first["loss_gl"], 0.0, fw.rtol, atol=1e-6)
+    assert "accuracy_gl" not in first and "batch_size" not in first
+    # The second window holds only the samples since the first eval.
+    assert close(second["loss"], 2.5, fw.rtol) and close(second["loss_relative"], 5.0, fw.rtol)
+    assert close(second["loss_gl"], 100 * (3.0 / 2.5 - 1), fw.rtol)
+
+
+def test_python_numbers_and_callables():
+    shared: dict = {}
+    G.accumulate(inputs(loss=2.0, psnr=30.0, embeddings=lambda: 1 / 0), shared)
+    G.accumulate(inputs(loss=4.0, psnr=32.0), shared)
+    res = values(G.gap(inputs(loss=3.3, psnr=28.0, other=np.ones(3)), shared, {}, split="val"))
+    assert close(res["loss"], 0.3, 1e-12)
+    assert close(res["psnr"], 3.0, 1e-12) and close(res["psnr_relative"], 3.0 / 31.0, 1e-12)
+    assert set(res) == {"loss", "loss_relative", "loss_gl", "psnr", "psnr_relative"}
+
+
+def test_first_eval_of_a_new_split_uses_everything_since_start():
+    shared: dict = {}
+    G.accumulate(inputs(loss=1.0), shared)
+    assert G.gap(inputs(loss=2.0), shared, {}, split="val")["loss"] == 1.0
+    G.accumulate(inputs(loss=3.0), shared)
+    test = values(G.gap(inputs(loss=2.0), shared, {}, split="test"))
+    assert test["test/loss"] == 0.0  # since start: mean(1, 3) = 2; a second split is prefixed
+    val = values(G.gap(inputs(loss=2.0), shared, {}, split="val"))
+    assert val["loss"] == -1.0  # since the previous val eval: 3
+
+
+def test_no_training_values_no_gap():
+    assert G.gap(inputs(loss=1.0), {}, {}, split="val") is None
+    assert G.gap(inputs(loss=1.0), None, {}) is None
+
+
+def test_zero_train_mean_gives_nan_relative_gap():
+    shared: dict = {}
+    G.accumulate(inputs(loss=0.0), shared)
+    res = values(G.gap(inputs(loss=1.0), shared, {}, split="val"))
+    assert res["loss"] == 1.0 and math.isnan(res["loss_relative"])
+
+
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [
+        ("loss", "lower_is_better"),
+        ("val_loss", "lower_is_better"),
+        ("accuracy", "higher_is_better"),
+        ("top1_acc", "higher_is_better"),
+        ("top1_error", "lower_is_better"),
+        ("psnr", "higher_is_better"),
+        ("clip_sim", "higher_is_better"),
+        ("mIoU", "higher_is_better"),
+        ("perplexity", "lower_is_better"),
+        ("something", "lower_is_better"),
+    ],
+)
+def test_directions_by_name(name, direction):
+    assert G.direction_of(name) == direction
+
+
+def test_registered_direction_wins():
+    G.set_direction("bleu_custom_zz", "lower_is_better")
+    try:
+        assert G.direction_of("bleu_custom_zz") == "lower_is_better"
+    finally:
+        G._DIRECTIONS.pop("bleu_custom_zz")
+    with pytest.raises(ValueError):
+        G.set_direction("x", "up")
+
+
+def test_health_rules_are_the_manifest_conventions():
+    assert G.HEALTH["loss_relative"] == CONVENTIONAL["gap/*_relative"]
+    assert G.HEALTH["accuracy_relative"] == CONVENTIONAL["gap/*_relative"]
+    assert G.HEALTH["loss_gl"] == CONVENTIONAL["gap/*_gl"]
+    assert G.HEALTH["loss"].warn_above is None
+    metric = {m.name: m for m in G.METRICS}["gap"]
+    assert metric.split == "gap" and metric.schedule.event == "eval"

@@ -1,0 +1,131 @@
+"""No host-device synchronisation in any built-in compute function (checked without a GPU).
+
+Every compute function runs on torch **meta** tensors: they have shapes and dtypes but no
+data, so anything that reads a value on the host (``.item()``, ``bool()``, ``float()``,
+``.cpu()``, ``.numpy()``, a Python branch on a tensor) raises. Creating a tensor from
+Python data on the device (``torch.tensor(1.0, device=...)``, which is a blocking
+host-to-device copy and fails under ``torch.cuda.set_sync_debug_mode("error")``) is made to
+raise too. The results must stay tensors on the input's device (or be Deferred host jobs).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from metricreg import arrays as A
+from metricreg.builtins import collapse, ema, generalization, loss, optimization, prediction, stability
+from metricreg.inputs import Inputs
+
+torch = pytest.importorskip("torch")
+META = torch.device("meta")
+
+
+@pytest.fixture(autouse=True)
+def no_uploads(monkeypatch):
+    """Forbid tensors created from Python data on a non-CPU device (a hidden blocking copy)."""
+    for name in ("tensor", "as_tensor", "asarray"):
+        real = getattr(torch, name)
+
+        def guarded(*args, _real=real, _name=name, **kwargs):
+            device = kwargs.get("device")
+            if device is not None and torch.device(device).type != "cpu":
+                raise AssertionError(f"torch.{_name}(..., device={device}) uploads host data: a sync on CUDA")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(torch, name, guarded)
+
+
+def on_device(result) -> None:
+    values = result.values() if isinstance(result, dict) else [result]
+    for v in values:
+        assert isinstance(v, (torch.Tensor, A.Deferred, float, int)), type(v)
+        if isinstance(v, torch.Tensor):
+            assert v.device.type == "meta"
+
+
+def meta(*shape, dtype=torch.float32):
+    return torch.empty(*shape, device=META, dtype=dtype)
+
+
+def model():
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).to(META)
+    for p in net.parameters():
+        p.grad = torch.empty_like(p)
+    return net
+
+
+def test_collapse_family_and_spectrum():
+    shared: dict = {}
+    z = meta(30_000, 32)  # above the row cap: the sub-sampling index is built on the device
+    on_device(collapse.collapse(z, step=0, shared=shared))
+    on_device(collapse.collapse_spectrum(z, step=0, shared=shared))
+    on_device(collapse.collapse(meta(8, 64), step=1, shared=shared))  # n < d route
+    on_device(A.rankme(meta(100, 16)))
+
+
+def test_ema_family():
+    state: dict = {}
+    student, teacher = model(), model()
+    for step, m in ((0, 0.99), (100, torch.tensor(0.99).to(META))):
+        out = ema.ema(
+            student, teacher, step=step, state=state, momentum=m, student_out=meta(64, 4), teacher_out=meta(64, 4)
+        )
+        on_device({k: v for k, v in out.items() if k != "momentum"})
+    state = {}
+    for step in range(0, 700, 100):  # no momentum: sampled teacher displacement + the stall rule
+        on_device(ema.ema(student, teacher, step=step, state=state))
+
+
+def test_optimization_family():
+    net = model()
+    grads = optimization.derive_grads(net)
+    gn = optimization.derive_grad_norm(grads)
+    on_device(gn)
+    state: dict = {}
+    for _ in range(3):
+        on_device(optimization.clip_fraction(gn, 1.0, state))
+    shared: dict = {}
+    optimization.update_snapshot(net, step=99, shared=shared)
+    on_device(optimization.update_ratio(net, step=100, shared=shared))
+    assert optimization.update_ratio(net, step=200, shared=shared) is None  # no snapshot: takes one
+    on_device(optimization.update_ratio(net, step=300, shared=shared))
+    on_device(optimization.grad_flow(grads))
+    on_device(optimization.weight_histogram(net))
+    on_device(optimization.grad_histogram(grads))
+    big = {"w": meta(1000, 1000)}  # sampled (above the per-tensor cap)
+    on_device(optimization.grad_histogram(big))
+    on_device(optimization.update_ratio(big, step=0, shared={}) or 0.0)
+
+
+def test_stability_family():
+    states = [{} for _ in range(4)]
+    for step in range(0, 1500, 50):
+        value = meta(())
+        on_device(stability.spikes(value, states[0]))
+        on_device(stability.plateau(value, step, states[1]))
+        on_device(stability.eval_plateau(value, states[2]))
+        out = stability.loss_trend(value, step, states[3])
+        if out is not None:
+            on_device(out)
+    on_device(stability.nonfinite_loss(meta(16)))
+    on_device(stability.nonfinite_grads(meta(())))
+    on_device(loss.loss(meta(16)))
+
+
+def test_generalization_gap():
+    shared: dict = {}
+    for _ in range(3):
+        generalization.accumulate(Inputs({"loss": meta(()), "accuracy": meta(())}, {}, {}), shared)
+    state: dict = {}
+    for _ in range(2):
+        out = generalization.gap(Inputs({"loss": meta(()), "accuracy": 0.5}, {}, {}), shared, state, split="val")
+        on_device(out)
+        generalization.accumulate(Inputs({"loss": 1.0, "accuracy": meta(())}, {}, {}), shared)
+
+
+def test_prediction_family():
+    on_device(prediction.cosine(meta(4, 10, 8), meta(4, 10, 8)))
+    on_device(prediction.nmse(meta(40, 8), meta(40, 8)))
+    on_device(prediction.psnr(meta(2, 3, 8, 8), meta(2, 3, 8, 8)))
+    on_device(prediction.paired((meta(2000, 8), meta(2000, 8))))
+    on_device(prediction.similarity_image({"a": meta(100, 8), "b": meta(100, 8)}))

@@ -1,0 +1,60 @@
+"""Performance (step time, throughput) and system (RSS, CPU, GPU when present) metrics."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from metricreg.builtins import performance as P
+from metricreg.builtins import system as Y
+
+
+def test_step_time_and_throughput(monkeypatch):
+    clock = iter([100.0, 102.0])
+    monkeypatch.setattr(P.time, "perf_counter", lambda: next(clock))
+    state: dict = {}
+    assert P.performance(step=0, state=state, batch_size=64) is None  # starts the clock
+    got = P.performance(step=20, state=state, batch_size=64, tokens=64 * 128, forward_time=0.03, backward_time=0.05)
+    assert got["step_time_ms"] == pytest.approx(100.0)
+    assert got["samples_per_s"] == pytest.approx(640.0)
+    assert got["tokens_per_s"] == pytest.approx(640.0 * 128)
+    assert got["forward_ms"] == pytest.approx(30.0) and got["backward_ms"] == pytest.approx(50.0)
+    assert got["other_ms"] == pytest.approx(20.0)
+
+
+def test_forward_backward_without_timing_state():
+    got = P.performance(step=0, state={}, forward_time=0.01)
+    assert got == {"forward_ms": pytest.approx(10.0)}
+
+
+def test_system_reads_process_memory_and_cpu():
+    state: dict = {}
+    first = Y.system(state)
+    assert 0.01 < first["rss_gb"] < 64
+    assert "cpu_percent" not in first
+    sum(i * i for i in range(200_000))
+    second = Y.system(state)
+    assert second["cpu_percent"] >= 0
+    if "torch" not in sys.modules or not sys.modules["torch"].cuda.is_available():
+        assert not any(k.startswith("gpu_allocated") for k in second)
+
+
+def test_rss_fallback_without_proc(monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    def no_proc(path, *a, **k):
+        if str(path).startswith("/proc"):
+            raise OSError("no /proc")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert Y.rss_bytes() > 1e6
+
+
+def test_nvml_missing_is_silent(monkeypatch):
+    monkeypatch.setitem(Y._nvml, "state", False)
+    got = Y.system({})
+    assert not any(k.startswith("gpu_util") for k in got)

@@ -1,0 +1,84 @@
+"""Stability: non-finite indicators, Lightning spike rule, plateau rules, loss trend."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from metricreg.builtins import stability as S
+from tests.builtins.conftest import close, value, values
+
+
+def reference_spikes(losses: list[float], window: int = 10, rtol: float = 2.0) -> list[float]:
+    """The Lightning SpikeDetection rule, written plainly over a list."""
+    flags = []
+    for i, v in enumerate(losses):
+        if not math.isfinite(v):
+            flags.append(1.0)
+            continue
+        if i < window:
+            flags.append(0.0)
+            continue
+        prev = [x for x in losses[i - window : i] if math.isfinite(x)]
+        mean = sum(prev) / len(prev)
+        flags.append(float(v > losses[i - 1] and abs(v - mean) >= rtol * abs(mean)))
+    return flags
+
+
+def test_spike_rule_matches_reference(fw):
+    rng = np.random.default_rng(0)
+    losses = list(1.0 + 0.05 * rng.standard_normal(40))
+    losses[15] = 5.0  # a spike
+    losses[16] = 4.0  # still high but better than the previous value: not a spike
+    losses[30] = float("nan")
+    state: dict = {}
+    got = [values(S.spikes(fw.array(np.float64(v)), state)) for v in losses]
+    assert [g["detected"] for g in got] == reference_spikes(losses)
+    assert got[15]["detected"] == 1.0 and got[16]["detected"] == 0.0
+    assert close(got[15]["ratio"], 5.0 / np.mean(losses[5:15]), fw.rtol)
+    assert close(got[-1]["rate"], 2 / 40, fw.rtol)
+    assert "ratio" not in got[0]
+
+
+def test_nonfinite_indicators(fw):
+    assert value(S.nonfinite_loss(fw.array(np.float64(1.0)))) == 0.0
+    assert value(S.nonfinite_loss(fw.array(np.float64(np.inf)))) == 1.0
+    assert value(S.nonfinite_loss(fw.array(np.array([1.0, np.nan])))) == 1.0  # per-sample losses
+    assert value(S.nonfinite_grads(fw.array(np.float32(np.nan)))) == 1.0
+    assert S.nonfinite_grads(None) is None
+    assert value(S.nonfinite_loss(2.0)) == 0.0
+
+
+def test_plateau_counts_steps_since_the_smoothed_loss_improved(fw):
+    state: dict = {}
+    out = []
+    for i, step in enumerate(range(0, 5000, 50)):
+        loss = max(1.0 - 0.01 * i, 0.8)  # improves for 20 evaluations, then flat from step 1000
+        out.append(value(S.plateau(fw.array(np.float64(loss)), step, state)))
+    assert out[:20] == [0.0] * 20
+    # The EMA approaches the flat level geometrically, so "improvements" stop ~1,000 steps later.
+    assert 2000 < out[-1] < 3000 and out[-1] - out[-11] == 500
+    assert S.HEALTH_PLATEAU.warn_above == 1000
+    assert math.isnan(value(S.plateau(fw.array(np.float64(np.nan)), 5000, state)))
+
+
+def test_eval_plateau_reduce_lr_on_plateau_rule(fw):
+    state: dict = {}
+    series = [1.0, 0.9, 0.95, 0.89999, 0.85, 0.86, 0.86]
+    got = [value(S.eval_plateau(fw.array(np.float64(v)), state)) for v in series]
+    # 0.89999 is not below 0.9·(1 − 1e-4): no improvement.
+    assert got == [0.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+
+
+def test_loss_trend_is_a_relative_least_squares_slope(fw):
+    state: dict = {}
+    steps = list(range(0, 1000, 50))
+    rng = np.random.default_rng(2)
+    losses = [2.0 + 0.001 * s + 0.01 * rng.standard_normal() for s in steps]
+    got = None
+    for s, v in zip(steps, losses, strict=True):
+        got = S.loss_trend(fw.array(np.float64(v)), s, state)
+    slope = np.polyfit(steps, losses, 1)[0]
+    assert close(value(got), slope * 1000 / np.mean(np.abs(losses)), fw.rtol)
+    assert S.loss_trend(1.0, 0, {}) is None  # needs 3 points
