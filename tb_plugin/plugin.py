@@ -1,0 +1,483 @@
+"""The Health tab: a TensorBoard plugin that judges runs with metricreg's health rules.
+
+This module is TensorBoard's entry point (``tensorboard_plugins`` group), so it
+must import cheaply and never fail: everything heavier than ``base_plugin``
+(numpy, metricreg's rules, werkzeug) is imported inside methods.
+
+Data is read only through ``context.data_provider`` (never the multiplexer,
+which is None under RustBoard), so the tab works the same with
+``--load_fast=true`` and ``--load_fast=false``:
+
+* the manifest and metric errors: ``list_tensors``/``read_tensors`` of plugin
+  ``metricreg_health`` (latest datum wins);
+* metric values: ``read_last_scalars`` (what changed) and ``read_scalars`` of
+  plugin ``scalars`` (they are ordinary scalars, also shown by the Scalars tab).
+
+Responses are cached per run, keyed by the newest point of each series, so a
+warm request costs two listing calls; cold runs are read in batched calls.
+
+Routes (JSON contract in docs/ARCHITECTURE.md): ``/index.js``, ``/runs``,
+``/run``, plus ``/static/<name>`` for an allow-list of frontend files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from tensorboard.plugins import base_plugin
+
+PLUGIN_NAME = "metricreg_health"
+SCALARS_PLUGIN = "scalars"
+MANIFEST_TAG = "_metricreg/manifest"
+ERRORS_TAG = "_metricreg/errors"
+
+# "All points" for a data provider's downsample= (0 means zero points there).
+UNLIMITED = (1 << 31) - 1
+DEFAULT_DOWNSAMPLE = 1000
+MIN_DOWNSAMPLE = 2
+MAX_DOWNSAMPLE = 100_000
+# Raw points kept between requests (so a new smoothing weight needs no re-read): 24 bytes each.
+DATA_CACHE_POINTS = 4_000_000
+# At most this many points per read_scalars call, and runs per batch of a cold /runs.
+BATCH_POINTS = 1_000_000
+BATCH_RUNS = 64
+LOADER_DEFAULT_SCALARS = 1000  # both loaders keep this many points per scalar series by default
+
+_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+# The only files ever served, with hard-coded types (never guessed, never joined from input).
+_STATIC_FILES = {
+    "index.js": "text/javascript",
+    "index.js.map": "application/json",
+    "index.css": "text/css",
+}
+_JSON = "application/json"
+
+
+def _raw_hint(hints: Any, plugin: str = "scalars") -> Any:
+    try:
+        return (hints or {}).get(plugin)
+    except AttributeError:
+        return None
+
+
+def _hint(hints: Any, plugin: str) -> int:
+    """A ``--samples_per_plugin`` value as a ``downsample=`` int (0 or absent: everything kept)."""
+    value = _raw_hint(hints, plugin)
+    if value is None:
+        return UNLIMITED
+    value = int(value)
+    return UNLIMITED if value <= 0 else value
+
+
+class _LRU:
+    """A small thread-safe LRU of (fingerprint, value) entries."""
+
+    def __init__(self, size: int, budget: int | None = None) -> None:
+        self.size = size
+        self.budget = budget  # optional bound on the summed weights of the entries
+        self._data: OrderedDict[Any, tuple[Any, Any, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, fingerprint: Any) -> Any | None:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None or entry[0] != fingerprint:
+                return None
+            self._data.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: Any, fingerprint: Any, value: Any, weight: int = 0) -> None:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._weight -= old[2]
+            if self.budget is not None and weight > self.budget:
+                return  # too big to keep
+            self._data[key] = (fingerprint, value, weight)
+            self._weight += weight
+            while len(self._data) > self.size or (self.budget is not None and self._weight > self.budget):
+                _, (_, _, dropped) = self._data.popitem(last=False)
+                self._weight -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._weight = 0
+
+
+class HealthPlugin(base_plugin.TBPlugin):
+    """TensorBoard plugin ``metricreg_health``: the Health tab."""
+
+    plugin_name = PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext) -> None:
+        self._data_provider = context.data_provider
+        hints = getattr(context, "sampling_hints", None)
+        self._scalar_downsample = _hint(hints, SCALARS_PLUGIN)
+        # What the loader keeps per series (for batching reads): its default when no hint is given.
+        self._scalar_estimate = (
+            min(self._scalar_downsample, LOADER_DEFAULT_SCALARS)
+            if _raw_hint(hints) is None
+            else self._scalar_downsample
+        )
+        self._tensor_downsample = _hint(hints, PLUGIN_NAME)
+        # Every cache entry carries the fingerprint of the run's data (step and wall time of the
+        # newest point of each series) and is used only while it matches: new data is never hidden.
+        self._summaries = _LRU(4096)  # (eid, run, smoothing) -> /runs row
+        self._details = _LRU(64)  # (eid, run, smoothing, downsample) -> /run JSON text
+        self._verdicts = _LRU(16)  # (eid, run, smoothing) -> RunVerdict (full resolution)
+        self._data = _LRU(4096, budget=DATA_CACHE_POINTS)  # (eid, run) -> what the provider returned
+        self._static_cache: dict[str, tuple[float, int, bytes]] = {}
+
+    # --- TBPlugin API ---------------------------------------------------------------------------
+
+    def get_plugin_apps(self) -> dict[str, Any]:
+        from werkzeug import wrappers
+
+        app = wrappers.Request.application
+        return {
+            "/index.js": app(self._serve_index),
+            "/static/*": app(self._serve_static),
+            "/runs": app(self._serve_runs),
+            "/run": app(self._serve_run),
+        }
+
+    def is_active(self) -> bool:
+        return False  # data presence (the manifest under this plugin's name) enables the tab
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Health")
+
+    # --- static files ---------------------------------------------------------------------------
+
+    def _static_response(self, request: Any, name: str) -> Any:
+        from tensorboard import errors
+        from tensorboard.backend import http_util
+
+        content_type = _STATIC_FILES.get(name)
+        if content_type is None:
+            raise errors.NotFoundError(f"no such file: {name[:100]}")
+        path = os.path.join(_STATIC_DIR, name)  # name is one of the allow-listed constants
+        try:
+            stat = os.stat(path)
+            cached = self._static_cache.get(name)
+            if cached is not None and cached[:2] == (stat.st_mtime, stat.st_size):
+                body = cached[2]
+            else:
+                with open(path, "rb") as handle:
+                    body = handle.read()
+                self._static_cache[name] = (stat.st_mtime, stat.st_size, body)
+        except OSError:
+            raise errors.NotFoundError(f"{name} is not built (run `npm run build` in frontend/)") from None
+        return http_util.Respond(request, body, content_type)
+
+    def _serve_index(self, request: Any) -> Any:
+        return self._static_response(request, "index.js")
+
+    def _serve_static(self, request: Any) -> Any:
+        prefix = "/static/"
+        path = request.path
+        name = path[path.rindex(prefix) + len(prefix) :] if prefix in path else ""
+        return self._static_response(request, name)
+
+    # --- arguments ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _smoothing(request: Any) -> float | None:
+        import math
+
+        from tensorboard import errors
+
+        raw = request.args.get("smoothing")
+        if raw is None or raw.strip() == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise errors.InvalidArgumentError(f"smoothing must be a number in [0, 1), got {raw[:40]!r}") from None
+        if not (math.isfinite(value) and 0.0 <= value < 1.0):
+            raise errors.InvalidArgumentError(f"smoothing must be in [0, 1), got {raw[:40]!r}")
+        return value
+
+    @staticmethod
+    def _downsample(request: Any) -> int:
+        from tensorboard import errors
+
+        raw = request.args.get("downsample")
+        if raw is None or raw.strip() == "":
+            return DEFAULT_DOWNSAMPLE
+        try:
+            value = int(raw)
+        except ValueError:
+            raise errors.InvalidArgumentError(f"downsample must be an integer, got {raw[:40]!r}") from None
+        if not MIN_DOWNSAMPLE <= value <= MAX_DOWNSAMPLE:
+            raise errors.InvalidArgumentError(
+                f"downsample must be between {MIN_DOWNSAMPLE} and {MAX_DOWNSAMPLE}, got {value}"
+            )
+        return value
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> tuple[dict, dict]:
+        """({run: {tag: last ScalarDatum}}, {run: {tag: TensorTimeSeries}} of this plugin).
+
+        The last datum of each scalar series (the loaders always keep the newest point)
+        says whether a series changed. ``read_last_scalars`` is used instead of
+        ``list_scalars`` because the Python loader's ``list_scalars`` walks every stored
+        point to find the maximum step, while the last point is a lookup.
+        """
+        from tensorboard.data import provider
+
+        dp = self._data_provider
+        flt = provider.RunTagFilter(runs=[run]) if run is not None else None
+        scalars = dp.read_last_scalars(ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, run_tag_filter=flt) or {}
+        tensors = dp.list_tensors(ctx, experiment_id=eid, plugin_name=PLUGIN_NAME, run_tag_filter=flt) or {}
+        return scalars, tensors
+
+    @staticmethod
+    def _fingerprint(scalar_tags: dict, tensor_tags: dict) -> tuple:
+        return (
+            tuple(sorted((tag, d.step, d.wall_time) for tag, d in scalar_tags.items())),
+            tuple(sorted((tag, ts.max_step, ts.max_wall_time) for tag, ts in tensor_tags.items())),
+        )
+
+    @staticmethod
+    def _listed(scalar_tags: dict, tensor_tags: dict) -> bool:
+        """A run belongs in the tab if it has a manifest or conventional tags."""
+        if MANIFEST_TAG in tensor_tags:
+            return True
+        from metricreg.verdict import has_conventional_tags
+
+        return has_conventional_tags(scalar_tags)
+
+    @staticmethod
+    def _wanted_tags(scalar_tags: dict, has_manifest: bool) -> list[str]:
+        """The scalar tags a run's verdict needs (without a manifest: only conventional ones)."""
+        from metricreg.manifest import conventional_health
+        from metricreg.verdict import DROPPED_TAG, INTERNAL_PREFIX, gap_pairs
+
+        tags = [t for t in scalar_tags if not t.startswith(INTERNAL_PREFIX) or t == DROPPED_TAG]
+        if has_manifest:
+            return sorted(tags)
+        keep = {t for t in tags if conventional_health(t) is not None}
+        for pair in gap_pairs(tags):
+            keep.update((pair.train_tag, pair.eval_tag))
+        return sorted(keep)
+
+    def _read_meta(self, ctx: Any, eid: str, runs: list[str]) -> dict[str, tuple]:
+        """{run: (manifest, errors, problems)} from the latest manifest/errors tensors, in one call."""
+        import json
+
+        import numpy as np
+        from tensorboard.data import provider
+
+        from metricreg.manifest import Manifest
+
+        out: dict[str, tuple] = {}
+        result = {}
+        if runs:
+            result = self._data_provider.read_tensors(
+                ctx,
+                experiment_id=eid,
+                plugin_name=PLUGIN_NAME,
+                downsample=self._tensor_downsample,
+                run_tag_filter=provider.RunTagFilter(runs=runs, tags=[MANIFEST_TAG, ERRORS_TAG]),
+            )
+        for run in runs:
+            manifest, errors, problems = Manifest(), {}, []
+            for tag, data in ((result or {}).get(run) or {}).items():
+                latest = None
+                for datum in data:  # the one written last wins (a restarted run writes a newer one)
+                    if latest is None or (datum.wall_time, datum.step) >= (latest.wall_time, latest.step):
+                        latest = datum
+                if latest is None:
+                    continue
+                try:
+                    raw = np.asarray(latest.numpy).reshape(-1)[0]
+                    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+                    if tag == MANIFEST_TAG:
+                        manifest = Manifest.from_json(text)
+                    elif tag == ERRORS_TAG:
+                        parsed = json.loads(text)
+                        if not isinstance(parsed, dict):
+                            raise ValueError("not a JSON object")
+                        errors = parsed
+                except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as exc:
+                    problems.append((tag, int(latest.step), f"{type(exc).__name__}: {exc}"))
+            out[run] = (manifest, errors, problems)
+        return out
+
+    def _read_series(self, ctx: Any, eid: str, wanted: dict[str, list[str]], sizes: dict[str, int]) -> dict:
+        """{run: {tag: (steps, values, wall_times)}} in as few read_scalars calls as memory allows."""
+        from operator import attrgetter
+
+        import numpy as np
+        from tensorboard.data import provider
+
+        get_step, get_value, get_wall = attrgetter("step"), attrgetter("value"), attrgetter("wall_time")
+        out: dict[str, dict] = {run: {} for run in wanted}
+        # Batch runs that need the same tags; cap the points one call returns.
+        groups: dict[tuple, list[str]] = {}
+        for run, tags in wanted.items():
+            if tags:
+                groups.setdefault(tuple(tags), []).append(run)
+        batches: list[tuple[list[str], list[str]]] = []
+        for tags, runs in groups.items():
+            batch: list[str] = []
+            points = 0
+            for run in runs:
+                if batch and points + sizes[run] > BATCH_POINTS:
+                    batches.append((batch, list(tags)))
+                    batch, points = [], 0
+                batch.append(run)
+                points += sizes[run]
+            if batch:
+                batches.append((batch, list(tags)))
+        for runs, tags in batches:
+            result = self._data_provider.read_scalars(
+                ctx,
+                experiment_id=eid,
+                plugin_name=SCALARS_PLUGIN,
+                downsample=self._scalar_downsample,
+                run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
+            )
+            for run in runs:
+                for tag, data in ((result or {}).get(run) or {}).items():
+                    n = len(data)
+                    out[run][tag] = (
+                        np.fromiter(map(get_step, data), dtype=np.int64, count=n),
+                        np.fromiter(map(get_value, data), dtype=np.float64, count=n),
+                        np.fromiter(map(get_wall, data), dtype=np.float64, count=n),
+                    )
+        return out
+
+    def _load(self, ctx: Any, eid: str, runs: dict[str, tuple[dict, dict, tuple]]) -> dict[str, tuple]:
+        """{run: (manifest, errors, series, problems)}: cached, or read in batched provider calls."""
+        out: dict[str, tuple] = {}
+        stale: dict[str, tuple[dict, dict, tuple]] = {}
+        for run, entry in runs.items():
+            data = self._data.get((eid, run), entry[2])
+            if data is None:
+                stale[run] = entry
+            else:
+                out[run] = data
+        if not stale:
+            return out
+        metas = self._read_meta(ctx, eid, [r for r, (_, tensors, _) in stale.items() if tensors])
+        wanted: dict[str, list[str]] = {}
+        sizes: dict[str, int] = {}
+        for run, (scalar_tags, _tensors, _) in stale.items():
+            meta = metas.get(run)
+            has_manifest = meta[0].present if meta else False
+            wanted[run] = tags = self._wanted_tags(scalar_tags, has_manifest)
+            sizes[run] = sum(min(self._scalar_estimate, max(scalar_tags[t].step, 0) + 1) for t in tags)
+        series = self._read_series(ctx, eid, wanted, sizes)
+        from metricreg.manifest import Manifest
+
+        for run, (_, _, fingerprint) in stale.items():
+            manifest, errors, problems = metas.get(run) or (Manifest(), {}, [])
+            data = (manifest, errors, series[run], problems)
+            self._data.put((eid, run), fingerprint, data, weight=sum(v[0].size for v in series[run].values()))
+            out[run] = data
+        return out
+
+    def _evaluate(self, eid: str, run: str, smoothing: float | None, fingerprint: tuple, data: tuple):
+        from metricreg.verdict import evaluate_run
+
+        manifest, errors, series, problems = data
+        verdict = evaluate_run(run, manifest, series, errors, smoothing)
+        for tag, step, message in problems:
+            verdict.errors.append(
+                {
+                    "run": run,
+                    "metric": tag,
+                    "plugin": "metricreg",
+                    "count": 1,
+                    "consecutive": 1,
+                    "last_message": f"unreadable {tag} record: {message}",
+                    "disabled": False,
+                    "first_step": step,
+                    "last_step": step,
+                }
+            )
+        self._verdicts.put((eid, run, smoothing), fingerprint, verdict)
+        return verdict
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def _serve_runs(self, request: Any) -> Any:
+        import json
+
+        from tensorboard import plugin_util
+        from tensorboard.backend import http_util, json_util
+
+        from metricreg.verdict import categories_of
+
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        smoothing = self._smoothing(request)
+        rows: dict[str, dict] = {}
+        missing: dict[str, tuple[dict, dict, tuple]] = {}
+        if self._data_provider is not None:
+            scalars, tensors = self._listing(ctx, eid)
+            for run in sorted(set(scalars) | set(tensors)):
+                scalar_tags, tensor_tags = scalars.get(run, {}), tensors.get(run, {})
+                if not self._listed(scalar_tags, tensor_tags):
+                    continue
+                fingerprint = self._fingerprint(scalar_tags, tensor_tags)
+                row = self._summaries.get((eid, run, smoothing), fingerprint)
+                if row is None:
+                    verdict = self._verdicts.get((eid, run, smoothing), fingerprint)
+                    if verdict is not None:
+                        row = verdict.summary()
+                        self._summaries.put((eid, run, smoothing), fingerprint, row)
+                rows[run] = row
+                if row is None:
+                    missing[run] = (scalar_tags, tensor_tags, fingerprint)
+            # Stale runs are read in batches of runs (a few provider calls, not two per run).
+            names = list(missing)
+            for start in range(0, len(names), BATCH_RUNS):
+                chunk = {run: missing[run] for run in names[start : start + BATCH_RUNS]}
+                for run, data in self._load(ctx, eid, chunk).items():
+                    fingerprint = chunk[run][2]
+                    row = self._evaluate(eid, run, smoothing, fingerprint, data).summary()
+                    self._summaries.put((eid, run, smoothing), fingerprint, row)
+                    rows[run] = row
+        listed = [row for row in rows.values() if row is not None]
+        body = {"runs": listed, "categories": categories_of(listed), "smoothing": smoothing}
+        return http_util.Respond(request, json.dumps(json_util.Cleanse(body)), _JSON)
+
+    def _serve_run(self, request: Any) -> Any:
+        import json
+
+        from tensorboard import errors, plugin_util
+        from tensorboard.backend import http_util, json_util
+
+        run = request.args.get("run")
+        if run is None or run == "":
+            raise errors.InvalidArgumentError("run is required: ./run?run=<run name>")
+        smoothing = self._smoothing(request)
+        downsample = self._downsample(request)
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        if self._data_provider is None:
+            raise errors.NotFoundError(f"no run named {run[:200]!r}")
+        scalars, tensors = self._listing(ctx, eid, run)
+        scalar_tags, tensor_tags = scalars.get(run, {}), tensors.get(run, {})
+        if not (scalar_tags or tensor_tags) or not self._listed(scalar_tags, tensor_tags):
+            raise errors.NotFoundError(f"no run named {run[:200]!r} with health data")
+        fingerprint = self._fingerprint(scalar_tags, tensor_tags)
+        key = (eid, run, smoothing, downsample)
+        text = self._details.get(key, fingerprint)
+        if text is None:
+            verdict = self._verdicts.get((eid, run, smoothing), fingerprint)
+            if verdict is None:
+                data = self._load(ctx, eid, {run: (scalar_tags, tensor_tags, fingerprint)})[run]
+                verdict = self._evaluate(eid, run, smoothing, fingerprint, data)
+            text = json.dumps(json_util.Cleanse(verdict.to_dict(downsample)))
+            self._details.put(key, fingerprint, text)
+        return http_util.Respond(request, text, _JSON)
