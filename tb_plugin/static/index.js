@@ -45,7 +45,7 @@ html, body { margin: 0; background: var(--mr-bg); color: var(--mr-fg); }
 #metricreg-health button { font: inherit; cursor: pointer; }
 #refresh { padding: 4px 12px; border: 1px solid var(--mr-border); border-radius: 4px; background: var(--mr-head); color: var(--mr-fg); }
 #refresh:hover { border-color: var(--mr-accent); }
-button.link { border: 0; background: none; padding: 0; color: inherit; text-align: left; text-decoration: underline dotted; overflow-wrap: anywhere; }
+button.link { border: 0; background: none; padding: 0; color: inherit; text-align: left; text-decoration: underline dotted; overflow-wrap: break-word; }
 #load-error { margin: 12px 0; padding: 8px 12px; border-radius: 4px; border: 1px solid var(--mr-critical); color: var(--mr-fg); }
 #load-error[hidden] { display: none; }
 .badge { display: inline-block; min-width: 52px; padding: 1px 6px; border-radius: 10px; font-size: 11px; font-weight: 500;
@@ -58,7 +58,7 @@ button.link { border: 0; background: none; padding: 0; color: inherit; text-alig
 table.overview { border-collapse: collapse; width: 100%; }
 table.overview th, table.overview td { padding: 4px 8px; border-bottom: 1px solid var(--mr-border); text-align: left; vertical-align: top; }
 table.overview thead th { background: var(--mr-head); font-weight: 500; position: sticky; top: 0; z-index: 1; }
-table.overview th.run { font-weight: 400; max-width: 280px; overflow-wrap: anywhere; }
+table.overview th.run { font-weight: 400; min-width: 6em; max-width: 280px; overflow-wrap: break-word; }
 table.overview .num { text-align: right; font-variant-numeric: tabular-nums; }
 table.overview td.worst-alert { max-width: 480px; overflow-wrap: anywhere; }
 table.overview tr.not-charted { opacity: 0.6; }
