@@ -26,13 +26,13 @@ split ``test`` next to ``val`` gets ``gap/test/X`` and so on.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from metricreg.directions import direction_of
 from metricreg.health import _RANK, CRITICAL, OK, Alert, evaluate_series, level_of, worst
 from metricreg.manifest import Manifest, SeriesInfo, category_order, category_title, conventional_health
 from metricreg.spec import Health
@@ -46,33 +46,6 @@ SeriesData = tuple[Sequence[int], Sequence[float], Sequence[float]]
 # Eval splits, in order of preference for the unprefixed ``gap/X`` tags.
 EVAL_SPLITS = ("val", "validation", "valid", "eval", "evaluation", "dev", "holdout", "heldout", "test")
 _EVAL_PREFIXES = ("val", "eval", "test", "dev", "holdout", "heldout")
-# Name tokens that mark a higher-is-better metric; everything else is judged as a loss.
-_HIGHER_TOKENS = frozenset(
-    [
-        "acc",
-        "accuracy",
-        "top1",
-        "top5",
-        "f1",
-        "auc",
-        "auroc",
-        "auprc",
-        "precision",
-        "recall",
-        "iou",
-        "miou",
-        "dice",
-        "bleu",
-        "rouge",
-        "map",
-        "r2",
-        "score",
-        "reward",
-        "return",
-        "correct",
-    ]
-)
-_TOKEN_RE = re.compile(r"[A-Za-z]+[0-9]*|[0-9]+")
 
 
 # --- series helpers ----------------------------------------------------------------------------
@@ -124,9 +97,7 @@ def downsample_indices(values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _direction_of(name: str) -> str:
-    leaf = name.rsplit("/", 1)[-1].lower()
-    tokens = set(_TOKEN_RE.findall(leaf)) | set(leaf.replace("-", "_").split("_"))
-    return "higher_is_better" if tokens & _HIGHER_TOKENS else "lower_is_better"
+    return direction_of(name.rsplit("/", 1)[-1])
 
 
 def _is_eval_split(split: str) -> bool:

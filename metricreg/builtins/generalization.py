@@ -21,7 +21,7 @@ How it works:
   augmentation: for a clean gap, evaluate a fixed training subset in eval mode and pass its
   value as a training input.
 
-Direction: registered with :func:`set_direction`, else by name: a name containing one of
+Direction: registered with :func:`metricreg.directions.set_direction`, else by name: a name containing one of
 accuracy, acc, psnr, ssim, f1, auc, precision, recall, iou, dice, top1, top5, map, bleu,
 rouge, r2, sim, similarity, reward (and none of loss, error, err, mse, mae, nll, ppl, ...)
 is higher-is-better; anything else lower-is-better.
@@ -33,10 +33,13 @@ metricreg.verdict).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from metricreg import arrays as A
+from metricreg.directions import (
+    direction_of,
+    is_loss_like,
+)
 from metricreg.hookspecs import hookimpl
 from metricreg.manifest import CONVENTIONAL
 from metricreg.spec import Health, Metric
@@ -68,95 +71,6 @@ EXCLUDE = frozenset(
         "weight_decay",
     }
 )
-
-HIGHER_TOKENS = frozenset(
-    [
-        "accuracy",
-        "acc",
-        "psnr",
-        "ssim",
-        "msssim",
-        "f1",
-        "auc",
-        "auroc",
-        "auprc",
-        "precision",
-        "recall",
-        "iou",
-        "miou",
-        "dice",
-        "top1",
-        "top5",
-        "map",
-        "bleu",
-        "rouge",
-        "rougel",
-        "meteor",
-        "cider",
-        "r2",
-        "sim",
-        "similarity",
-        "cos",
-        "cosine",
-        "reward",
-        "return",
-        "score",
-    ]
-)
-LOWER_TOKENS = frozenset(
-    [
-        "loss",
-        "error",
-        "err",
-        "mse",
-        "mae",
-        "rmse",
-        "nll",
-        "ppl",
-        "perplexity",
-        "wer",
-        "cer",
-        "lpips",
-        "fid",
-        "bpd",
-        "bpc",
-        "kl",
-        "ce",
-        "xent",
-        "cost",
-        "regret",
-    ]
-)
-LOSS_TOKENS = frozenset({"loss", "nll", "ce", "xent"})
-
-_DIRECTIONS: dict[str, str] = {}
-
-
-def set_direction(name: str, direction: str) -> None:
-    """Declare whether a scalar input is ``"higher_is_better"`` or ``"lower_is_better"`` for the gap."""
-    if direction not in ("higher_is_better", "lower_is_better"):
-        raise ValueError(f"direction must be 'higher_is_better' or 'lower_is_better', got {direction!r}")
-    _DIRECTIONS[name] = direction
-
-
-def _tokens(name: str) -> set[str]:
-    return {t for t in re.split(r"[^a-z0-9]+", name.lower()) if t}
-
-
-def direction_of(name: str) -> str:
-    """``higher_is_better`` or ``lower_is_better`` for a metric name (registered, else by name)."""
-    if name in _DIRECTIONS:
-        return _DIRECTIONS[name]
-    tokens = _tokens(name)
-    if tokens & LOWER_TOKENS:
-        return "lower_is_better"
-    if tokens & HIGHER_TOKENS:
-        return "higher_is_better"
-    return "lower_is_better"
-
-
-def is_loss_like(name: str) -> bool:
-    return bool(_tokens(name) & LOSS_TOKENS)
 
 
 def _value(v: Any) -> Any:

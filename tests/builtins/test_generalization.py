@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from metricreg import directions
 from metricreg.builtins import generalization as G
 from metricreg.inputs import Inputs
 from metricreg.manifest import CONVENTIONAL
@@ -100,13 +101,13 @@ def test_directions_by_name(name, direction):
 
 
 def test_registered_direction_wins():
-    G.set_direction("bleu_custom_zz", "lower_is_better")
+    directions.set_direction("bleu_custom_zz", "lower_is_better")
     try:
         assert G.direction_of("bleu_custom_zz") == "lower_is_better"
     finally:
-        G._DIRECTIONS.pop("bleu_custom_zz")
+        directions._DIRECTIONS.pop("bleu_custom_zz")
     with pytest.raises(ValueError):
-        G.set_direction("x", "up")
+        directions.set_direction("x", "up")
 
 
 def test_health_rules_are_the_manifest_conventions():
