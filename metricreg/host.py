@@ -1,13 +1,12 @@
 """Turning metric results into host values: runs on the writer thread only.
 
 Results of torch and JAX metrics stay on their device on the training thread;
-this is where they become Python floats and numpy arrays. Frameworks are
-recognised by their type's module, so nothing here imports torch or jax.
+this is where they become Python floats and numpy arrays (through
+metricreg.arrays.to_host, which never imports torch or jax itself).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ def to_numpy(value: Any) -> np.ndarray:
 
 
 def to_float(value: Any) -> float:
-    """A scalar result as a Python float (NaN for anything that is not a number)."""
+    """A scalar result as a Python float; ValueError for anything that is not one number."""
     if isinstance(value, float):
         return value
     if isinstance(value, (int, bool)):
@@ -41,7 +40,3 @@ def is_scalar_like(value: object) -> bool:
         return True
     shape = getattr(value, "shape", None)
     return shape is not None and len(shape) == 0 and hasattr(value, "dtype")
-
-
-def finite(value: float) -> bool:
-    return math.isfinite(value)

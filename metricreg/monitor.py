@@ -45,6 +45,7 @@ class _Compiled:
         "failures",
         "fan_out",
         "first_failure",
+        "last_failure",
         "last_message",
         "metric",
         "name",
@@ -74,6 +75,7 @@ class _Compiled:
         self.series: dict[tuple[str, str | None, str | None], SeriesKey] = {}
         self.reported_missing = False
         self.first_failure: int | None = None
+        self.last_failure: int | None = None
         self.last_message = ""
 
     def series_key(self, split: str, key: str | None, member: str | None) -> SeriesKey:
@@ -300,7 +302,7 @@ class Monitor:
             for pairs in reduced.values():
                 results.extend(pairs)
         if direct:
-            results.extend((SeriesKey(f"{split}/{k}", "scalar", None, None, None, split), v) for k, v in direct.items())
+            self.log(direct, step=step, split=split)
         if results and self._writer is not None:
             self._writer.put(("values", step, time.time(), results))
 
@@ -376,6 +378,7 @@ class Monitor:
         compiled.consecutive += 1
         if compiled.first_failure is None:
             compiled.first_failure = step
+        compiled.last_failure = step
         message = f"{type(exc).__name__}: {exc}"
         compiled.last_message = message
         if compiled.failures == 1:
@@ -395,9 +398,9 @@ class Monitor:
                 compiled.consecutive,
             )
         if self._writer is not None:
-            self._writer.put(("error", step, compiled.name, self._error_info(compiled, step)))
+            self._writer.put(("error", step, compiled.name, self._error_info(compiled)))
 
-    def _error_info(self, compiled: _Compiled, step: int | None = None) -> dict[str, Any]:
+    def _error_info(self, compiled: _Compiled) -> dict[str, Any]:
         return {
             "plugin": compiled.plugin,
             "count": compiled.failures,
@@ -405,7 +408,7 @@ class Monitor:
             "last_message": compiled.last_message,
             "disabled": compiled.disabled,
             "first_step": compiled.first_failure,
-            "last_step": step,
+            "last_step": compiled.last_failure,
         }
 
     def _dispatch_alert(self, alert: Alert) -> None:

@@ -120,6 +120,7 @@ class EventWriter:
         self._errors_dirty = False
         self._dropped_written = 0
         self._trackers: dict[str, HealthTracker | None] = {}
+        self._plain: dict[tuple[str, str], SeriesKey] = {}
         self._scalars = events.ScalarEncoder()
         self._buffer = bytearray()
         self._last_step = 0
@@ -217,8 +218,7 @@ class EventWriter:
             self._write_values(step, wall_time, items)
         elif kind == "log":
             _, step, wall_time, split, values = record
-            items = [(SeriesKey(f"{split}/{name}", "scalar", None, None, None, split), v) for name, v in values.items()]
-            self._write_values(step, wall_time, items)
+            self._write_values(step, wall_time, [(self._plain_series(split, name), v) for name, v in values.items()])
         elif kind == "error":
             _, step, metric, info = record
             self._errors[metric] = info
@@ -229,6 +229,14 @@ class EventWriter:
             self._flush_file()
             record[1].set()
         self.stats.records += 1
+
+    def _plain_series(self, split: str, name: str) -> SeriesKey:
+        """The series of a value logged without a metric (Monitor.log, eval inputs), made once per tag."""
+        key = (split, name)
+        series = self._plain.get(key)
+        if series is None:
+            series = self._plain[key] = SeriesKey(f"{split}/{name}", "scalar", None, None, None, split)
+        return series
 
     def _write_values(self, step: int, wall_time: float, items: list[tuple[SeriesKey, Any]]) -> None:
         step = int(step)

@@ -133,6 +133,7 @@ def test_failing_metric_is_isolated_counted_disabled_and_written(tmp_path, caplo
         for step in range(10):
             mon.step(loss=float(step))
     assert len(calls) == 4  # disabled after 4 consecutive failures
+    assert mon.errors["bad"]["first_step"] == 0 and mon.errors["bad"]["last_step"] == 3
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("failed at step 0" in w for w in warnings) == 1  # reported once
     assert any("'bad'" in w and "test_monitor.Plugin" in w and "disabled" in w for w in warnings)
