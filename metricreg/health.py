@@ -2,8 +2,11 @@
 
 A series of (step, value) points is smoothed with TensorBoard's exact debiased
 EMA (so the rule sees what the chart shows), each smoothed point is given a
-level (ok / warn / critical) against the metric's thresholds, and a level must
-persist for ``Health.persistence`` consecutive points before an alert fires.
+level (ok / warn / critical) against the metric's thresholds (absolute, or
+relative to the run's own baseline), and a level must persist for
+``Health.persistence`` consecutive points before an alert fires. One excursion
+is one alert episode: it escalates in place and clears only after
+``clear_after`` points back inside the thresholds by a hysteresis margin.
 The batch evaluator simply feeds the incremental one, so both always agree.
 """
 
@@ -53,30 +56,53 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def level_of(value: float, health: Health) -> tuple[str, str | None, float | None]:
-    """(level, bound, threshold) of one already-smoothed value."""
+def _breach(value: float, threshold: float | None, bound: str, margin: float) -> bool:
+    """Whether ``value`` is beyond ``threshold``; ``margin`` (a fraction of it) widens the breach zone."""
+    if threshold is None:
+        return False
+    slack = margin * abs(threshold)
+    return value < threshold + slack if bound == "below" else value > threshold - slack
+
+
+def level_of(
+    value: float, health: Health, baseline: float | None = None, margin: float = 0.0
+) -> tuple[str, str | None, float | None]:
+    """(level, bound, threshold) of one already-smoothed value.
+
+    ``baseline`` activates the relative thresholds (``*_frac`` × baseline); the
+    threshold returned is always absolute. ``margin`` > 0 counts values within
+    that fraction of a threshold as still beyond it (hysteresis when clearing).
+    """
     if not math.isfinite(value):
         return (health.nonfinite or OK), ("nonfinite" if health.nonfinite else None), None
-    if health.critical_above is not None and value > health.critical_above:
-        return CRITICAL, "above", health.critical_above
-    if health.critical_below is not None and value < health.critical_below:
-        return CRITICAL, "below", health.critical_below
-    if health.warn_above is not None and value > health.warn_above:
-        return WARN, "above", health.warn_above
-    if health.warn_below is not None and value < health.warn_below:
-        return WARN, "below", health.warn_below
+    relative = baseline is not None and math.isfinite(baseline) and baseline > 0 and health.has_relative
+    for level in (CRITICAL, WARN):
+        for bound in ("above", "below"):
+            threshold = getattr(health, f"{level}_{bound}")
+            if _breach(value, threshold, bound, margin):
+                return level, bound, threshold
+            frac = getattr(health, f"{level}_{bound}_frac") if relative else None
+            if frac is not None and _breach(value, frac * baseline, bound, margin):
+                return level, bound, frac * baseline
     return OK, None, None
 
 
-@dataclass
+@dataclass(eq=False)
 class Alert:
-    """One episode of a metric beyond a threshold."""
+    """One episode of a series beyond a threshold: it opens, may escalate, and clears.
+
+    ``level`` is the highest level the episode reached (a warn that escalated
+    is one critical alert), ``current_level`` where it stands now. ``value``
+    is the latest judged value; ``onset_value`` the one at ``first_step``.
+    ``change`` says what the last ``HealthTracker.feed`` did to it: "opened",
+    "escalated", "eased" (critical back to warn) or "cleared".
+    """
 
     tag: str
     level: str
     bound: str  # "above", "below" or "nonfinite"
     threshold: float | None
-    value: float  # the (smoothed) value when the alert fired
+    value: float
     first_step: int
     last_step: int
     active: bool
@@ -85,16 +111,34 @@ class Alert:
     description: str = ""
     remedy: str = ""
     run: str | None = None
+    onset_value: float | None = None
+    critical_step: int | None = None
+    current_level: str | None = None
+    baseline: float | None = None
+    basis: str = ""  # how the threshold was formed, e.g. "0.3 × best 0.61"
+    change: str = "opened"
 
     @property
     def message(self) -> str:
         if self.bound == "nonfinite":
-            what = f"is non-finite ({self.value})"
+            what = "is non-finite"
         else:
-            what = f"= {self.value:.6g} is {self.bound} the {self.level} threshold {self.threshold:.6g}"
-        state = "since" if self.active else "from"
-        until = "" if self.active else f" to {self.last_step}"
-        return f"{self.tag} {what} ({state} step {self.first_step}{until})"
+            rule = f"{self.threshold:.4g}" if self.threshold is not None else "?"
+            if self.basis:
+                rule += f" = {self.basis}"
+            what = f"{self.bound} the {self.level} threshold {rule}"
+        now = f"{self.tag} = {_fmt(self.value)} at step {self.last_step}"
+        onset = f"{self.level} since step {self.first_step} (value then {_fmt(self.onset_value)})"
+        if not self.active:
+            onset = (
+                f"{self.level} from step {self.first_step} to {self.last_step} (value then {_fmt(self.onset_value)})"
+            )
+        escalated = (
+            f", critical from step {self.critical_step}"
+            if self.critical_step is not None and self.critical_step != self.first_step
+            else ""
+        )
+        return f"{now}: {what}; {onset}{escalated}"
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -102,11 +146,19 @@ class Alert:
         return data
 
 
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.4g}"
+
+
 class HealthTracker:
     """Incremental evaluation of one series: feed points, get alert changes.
 
-    ``feed`` returns the alerts that fired or cleared with this point, so the
-    live Monitor can call the ``metricreg_on_alert`` hook exactly then.
+    ``feed`` returns the alerts that opened, escalated, eased or cleared with
+    this point, so the live Monitor can call the ``metricreg_on_alert`` hook
+    exactly then. The batch evaluator feeds the same tracker, so the tab, the
+    CLI and the live alerts always agree.
     """
 
     def __init__(self, tag: str, health: Health, smoothing: float | None = None, **alert_fields: object) -> None:
@@ -118,9 +170,13 @@ class HealthTracker:
         self._first_value: float | None = None
         self._all_equal = True
         self._streak = {WARN: 0, CRITICAL: 0}
+        self._calm = 0  # consecutive points below the open episode's current level (with hysteresis)
+        self._clear_after = health.clear_after or max(2, health.persistence)
+        self._early: list[float] = []
+        self.baseline: float | None = None
         self.level = OK
         self.alerts: list[Alert] = []
-        self._open: dict[str, Alert] = {}
+        self._open: Alert | None = None
         self.last_value: float | None = None
         self.last_smoothed: float | None = None
         self.last_step: int | None = None
@@ -138,58 +194,106 @@ class HealthTracker:
             return value  # TensorBoard returns a constant series unchanged
         return self._ema / (1 - self.weight**self._n)
 
+    def _update_baseline(self, value: float) -> None:
+        """The run's own reference level for the relative thresholds."""
+        health = self.health
+        if not health.has_relative or not math.isfinite(value):
+            return
+        if health.baseline == "initial":
+            if len(self._early) < health.baseline_points:
+                self._early.append(value)
+                if len(self._early) == health.baseline_points:
+                    ordered = sorted(self._early)
+                    mid = len(ordered) // 2
+                    self.baseline = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+            return
+        better = max if health.direction == "higher_is_better" else min
+        self.baseline = value if self.baseline is None else better(self.baseline, value)
+
+    def _basis(self, bound: str, threshold: float | None) -> str:
+        if threshold is None or self.baseline is None or not self.health.has_relative:
+            return ""
+        for level in (CRITICAL, WARN):
+            frac = getattr(self.health, f"{level}_{bound}_frac")
+            if frac is not None and math.isclose(frac * self.baseline, threshold, rel_tol=1e-12):
+                what = "best" if self.health.baseline == "best" else "initial"
+                return f"{frac:g} × {what} {self.baseline:.4g}"
+        return ""
+
     def feed(self, step: int, value: float) -> list[Alert]:
         value = float(value)
         smoothed = self._smoothed(value)
         self.last_value, self.last_smoothed, self.last_step = value, smoothed, step
-        point_level, bound, threshold = level_of(smoothed, self.health)
+        self._update_baseline(smoothed)
+        point_level, bound, threshold = level_of(smoothed, self.health, self.baseline)
         for lvl in (WARN, CRITICAL):
             self._streak[lvl] = self._streak[lvl] + 1 if _RANK[point_level] >= _RANK[lvl] else 0
         persistence = 1 if bound == "nonfinite" else self.health.persistence
-        new_level = OK
+        reached = OK
         for lvl in (CRITICAL, WARN):
             if self._streak[lvl] >= persistence:
-                new_level = lvl
+                reached = lvl
                 break
         changes: list[Alert] = []
-        # Close episodes whose level no longer holds.
-        for lvl in list(self._open):
-            if _RANK[new_level] < _RANK[lvl]:
-                alert = self._open.pop(lvl)
-                alert.active = False
-                changes.append(alert)
-            else:
-                self._open[lvl].last_step = step
-        # Open an episode for the level now reached (escalation keeps the lower one open).
-        if new_level != OK and new_level not in self._open and bound is not None:
-            alert = Alert(
-                tag=self.tag,
-                level=new_level,
-                bound=bound,
-                threshold=threshold if new_level == point_level else _threshold_for(self.health, new_level, bound),
-                value=smoothed,
-                first_step=step,
-                last_step=step,
-                active=True,
-                category=self.health.category,
-                description=self.health.description,
-                remedy=self.health.remedy,
-                **self._fields,  # type: ignore[arg-type]
-            )
-            self._open[new_level] = alert
-            self.alerts.append(alert)
-            changes.append(alert)
-        self.level = new_level
+        episode = self._open
+        if episode is None:
+            if reached != OK and bound is not None:
+                episode = Alert(
+                    tag=self.tag,
+                    level=reached,
+                    bound=bound,
+                    threshold=threshold,
+                    value=smoothed,
+                    first_step=step,
+                    last_step=step,
+                    active=True,
+                    category=self.health.category,
+                    description=self.health.description,
+                    remedy=self.health.remedy,
+                    onset_value=smoothed,
+                    critical_step=step if reached == CRITICAL else None,
+                    current_level=reached,
+                    baseline=self.baseline,
+                    basis=self._basis(bound, threshold),
+                    **self._fields,  # type: ignore[arg-type]
+                )
+                self._open = episode
+                self._calm = 0
+                self.alerts.append(episode)
+                changes.append(episode)
+            self.level = reached
+            return changes
+        # An episode is open: update it, escalate, ease, or clear with hysteresis.
+        episode.value, episode.last_step, episode.baseline = smoothed, step, self.baseline
+        current = episode.current_level or episode.level
+        if _RANK[reached] > _RANK[current]:
+            episode.current_level = reached
+            if _RANK[reached] > _RANK[episode.level]:
+                episode.level = reached
+                episode.bound, episode.threshold = bound or episode.bound, threshold
+                episode.basis = self._basis(episode.bound, threshold)
+                if reached == CRITICAL and episode.critical_step is None:
+                    episode.critical_step = step
+                episode.change = "escalated"
+                changes.append(episode)
+            self._calm = 0
+        else:
+            strict_level = level_of(smoothed, self.health, self.baseline, margin=self.health.hysteresis)[0]
+            self._calm = self._calm + 1 if _RANK[strict_level] < _RANK[current] else 0
+            if self._calm >= self._clear_after:
+                self._calm = 0
+                if _RANK[reached] <= _RANK[OK] and _RANK[strict_level] <= _RANK[OK]:
+                    episode.active = False
+                    episode.current_level = OK
+                    episode.change = "cleared"
+                    self._open = None
+                    changes.append(episode)
+                else:
+                    episode.current_level = WARN
+                    episode.change = "eased"
+                    changes.append(episode)
+        self.level = episode.current_level if episode.active else OK
         return changes
-
-
-def _threshold_for(health: Health, level: str, bound: str) -> float | None:
-    if bound == "nonfinite":
-        return None
-    primary = getattr(health, f"{level}_{bound}")
-    if primary is not None:
-        return primary
-    return getattr(health, f"{'critical' if level == WARN else WARN}_{bound}")
 
 
 @dataclass

@@ -20,6 +20,8 @@ KINDS = ("scalar", "histogram", "image", "text")
 REDUCTIONS = (None, "mean", "sum", "max", "min")
 DIRECTIONS = (None, "higher_is_better", "lower_is_better")
 LEVELS = ("warn", "critical")
+BASELINES = (None, "best", "initial")
+RELATIVE_KEYS = ("warn_below_frac", "critical_below_frac", "warn_above_frac", "critical_above_frac")
 
 # Names look like tags: path components of letters, digits, '_', '-', '.'.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
@@ -49,6 +51,16 @@ class Health:
     ``smoothing`` (0 = raw values), and must stay beyond a threshold for
     ``persistence`` consecutive points before an alert fires. Non-finite values
     raise an alert at level ``nonfinite`` (None to ignore them).
+
+    Absolute thresholds (``warn_below`` ...) suit unambiguous states (a rank of
+    1, a NaN). Quantities whose healthy level depends on the architecture are
+    judged against the run itself: ``baseline="best"`` (the best judged value so
+    far, in ``direction``) or ``"initial"`` (the median of the first
+    ``baseline_points`` judged values), with ``warn_below_frac=0.3`` meaning
+    "below 0.3 × the baseline". An episode closes after ``clear_after``
+    (default ``max(2, persistence)``) consecutive points back inside the
+    thresholds by a margin of ``hysteresis`` × the threshold, so a noisy series
+    near a threshold makes one alert, not hundreds.
     """
 
     category: str = "other"
@@ -63,10 +75,18 @@ class Health:
     persistence: int = 1
     nonfinite: str | None = "critical"
     title: str | None = None
+    baseline: str | None = None
+    warn_below_frac: float | None = None
+    critical_below_frac: float | None = None
+    warn_above_frac: float | None = None
+    critical_above_frac: float | None = None
+    baseline_points: int = 3
+    hysteresis: float = 0.05
+    clear_after: int | None = None
 
     def __post_init__(self) -> None:
         check_name(self.category, "health category")
-        for key in ("warn_above", "warn_below", "critical_above", "critical_below"):
+        for key in ("warn_above", "warn_below", "critical_above", "critical_below", *RELATIVE_KEYS):
             value = getattr(self, key)
             if value is None:
                 continue
@@ -91,6 +111,29 @@ class Health:
             raise SpecError(f"Health.persistence must be an int >= 1, got {self.persistence!r}")
         if self.nonfinite not in (None, *LEVELS):
             raise SpecError(f"Health.nonfinite must be None, 'warn' or 'critical', got {self.nonfinite!r}")
+        self._check_relative()
+        if not (isinstance(self.hysteresis, (int, float)) and 0.0 <= self.hysteresis < 1.0):
+            raise SpecError(f"Health.hysteresis must be in [0, 1), got {self.hysteresis!r}")
+        if self.clear_after is not None and (not isinstance(self.clear_after, int) or self.clear_after < 1):
+            raise SpecError(f"Health.clear_after must be None or an int >= 1, got {self.clear_after!r}")
+
+    def _check_relative(self) -> None:
+        """Relative thresholds judge a value against the run's own baseline (see metricreg.health)."""
+        has_relative = any(getattr(self, k) is not None for k in RELATIVE_KEYS)
+        if self.baseline not in BASELINES:
+            raise SpecError(f"Health.baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if has_relative and self.baseline is None:
+            raise SpecError("Health: the *_frac thresholds need baseline='best' or baseline='initial'")
+        if self.baseline == "best" and self.direction is None:
+            raise SpecError("Health: baseline='best' needs a direction (which way is better?)")
+        for key in RELATIVE_KEYS:
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise SpecError(f"Health.{key} is a fraction of the baseline and must be > 0, got {value!r}")
+        _check_order(self.warn_above_frac, self.critical_above_frac, "warn_above_frac", "critical_above_frac", up=True)
+        _check_order(self.critical_below_frac, self.warn_below_frac, "critical_below_frac", "warn_below_frac", up=True)
+        if not isinstance(self.baseline_points, int) or self.baseline_points < 1:
+            raise SpecError(f"Health.baseline_points must be an int >= 1, got {self.baseline_points!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +149,11 @@ class Health:
             "persistence": self.persistence,
             "nonfinite": self.nonfinite,
             "title": self.title,
+            "baseline": self.baseline,
+            **{key: getattr(self, key) for key in RELATIVE_KEYS},
+            "baseline_points": self.baseline_points,
+            "hysteresis": self.hysteresis,
+            "clear_after": self.clear_after,
         }
 
     @classmethod
@@ -115,7 +163,12 @@ class Health:
 
     @property
     def has_thresholds(self) -> bool:
-        return any(v is not None for v in (self.warn_above, self.warn_below, self.critical_above, self.critical_below))
+        absolute = (self.warn_above, self.warn_below, self.critical_above, self.critical_below)
+        return any(v is not None for v in absolute) or self.has_relative
+
+    @property
+    def has_relative(self) -> bool:
+        return self.baseline is not None and any(getattr(self, k) is not None for k in RELATIVE_KEYS)
 
 
 def _check_order(low: float | None, high: float | None, low_name: str, high_name: str, up: bool) -> None:

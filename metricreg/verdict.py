@@ -231,7 +231,7 @@ def judge_series(
     """
     if values.size == 0:
         return NONE, []
-    if np.isfinite(values).all():
+    if not health.has_relative and np.isfinite(values).all():
         lo, hi = float(values.min()), float(values.max())
         margin = 1e-9 * (abs(lo) + abs(hi) + 1.0)
         if level_of(lo - margin, health)[0] == OK and level_of(hi + margin, health)[0] == OK:
@@ -441,8 +441,10 @@ def evaluate_run(
 ) -> RunVerdict:
     """Judge every series of a run with the manifest's rules (or the conventional ones).
 
-    ``smoothing=None`` applies each rule's own ``Health.smoothing``; a number in
-    [0, 1) overrides it for every series. ``derive_gaps=None`` derives the
+    Each rule is judged with its own ``Health.smoothing`` and persistence, the
+    same as the live alerts; ``smoothing`` is only the display smoothing the
+    caller asked for, validated and echoed back (it never changes the verdict).
+    ``derive_gaps=None`` derives the
     generalization gaps only for runs without a manifest.
     """
     manifest = manifest if manifest is not None else Manifest()
@@ -498,14 +500,15 @@ def evaluate_run(
     for tag, info, category, (steps, values, walls), sources, order, title in entries:
         health = info.health
         if health is not None:
-            status, found = judge_series(tag, steps, values, health, smoothing, metric=info.metric, run=run)
+            # Each rule's own smoothing and persistence: display smoothing never changes the verdict.
+            status, found = judge_series(tag, steps, values, health, None, metric=info.metric, run=run)
             if found:
                 for alert in found:
                     alert.category = category
                 alerts.extend(found)
         else:
             status, found = NONE, []
-        effective = (smoothing if smoothing is not None else health.smoothing) if health is not None else None
+        effective = health.smoothing if health is not None else None
         metrics.append(
             MetricVerdict(
                 tag, info, health, category, status, steps, values, walls, effective, found, sources, order, title

@@ -288,9 +288,9 @@ class EventWriter:
 
     def _track(self, tracker: HealthTracker, step: int, value: float) -> None:
         for alert in tracker.feed(step, value):
-            if alert.active:
+            if alert.change == "opened":
                 self.alerts.append(alert)
-            elif alert in self.alerts:
+            elif alert.change == "cleared" and alert in self.alerts:
                 self.alerts.remove(alert)
             if self._on_alert is not None:
                 try:

@@ -46,24 +46,74 @@ def test_levels():
     assert level_of(float("nan"), h)[:2] == ("critical", "nonfinite")
 
 
-def test_persistence_delays_and_clearing_closes_alerts():
+def test_persistence_delays_and_clearing_needs_calm_points():
     h = mr.Health(critical_below=1.0, persistence=3)
-    values = [5, 0.5, 0.5, 5, 0.5, 0.5, 0.5, 0.5, 5]
+    values = [5, 0.5, 0.5, 5, 0.5, 0.5, 0.5, 0.5, 5, 5, 5]
     verdict = evaluate_series("t", range(len(values)), values, h)
     assert len(verdict.alerts) == 1
     alert = verdict.alerts[0]
-    assert (alert.level, alert.first_step, alert.last_step, alert.active) == ("critical", 6, 7, False)
+    # Fires after 3 points below; clears only after max(2, persistence) = 3 points back above.
+    assert (alert.level, alert.first_step, alert.last_step, alert.active) == ("critical", 6, 10, False)
     assert verdict.status == "ok"
 
 
-def test_escalation_warn_then_critical():
+def test_escalation_is_one_alert_with_current_and_onset_values():
     h = mr.Health(warn_above=1, critical_above=10, description="d", remedy="r")
     verdict = evaluate_series("loss", [0, 1, 2, 3], [0.5, 2, 20, 30], h)
-    levels = [(a.level, a.first_step, a.active) for a in verdict.alerts]
-    assert levels == [("warn", 1, True), ("critical", 2, True)]
+    assert len(verdict.alerts) == 1
+    alert = verdict.alerts[0]
+    assert (alert.level, alert.first_step, alert.critical_step, alert.active) == ("critical", 1, 2, True)
+    assert (alert.onset_value, alert.value, alert.last_step) == (2, 30, 3)
     assert verdict.status == "critical"
-    assert "above the critical threshold 10" in verdict.alerts[1].message
-    assert verdict.alerts[1].remedy == "r"
+    message = alert.message
+    assert "loss = 30 at step 3" in message
+    assert "above the critical threshold 10" in message
+    assert "since step 1 (value then 2)" in message and "critical from step 2" in message
+    assert alert.remedy == "r"
+
+
+def test_noisy_series_near_a_threshold_makes_one_episode():
+    rng = random.Random(3)
+    h = mr.Health(warn_above=1.0)
+    values = [1.0 + rng.gauss(0, 0.02) for _ in range(500)]
+    verdict = evaluate_series("x", range(500), values, h)
+    # Without hysteresis this series crosses the threshold ~250 times.
+    assert len(verdict.alerts) <= 3
+
+
+def test_critical_eases_to_warn_without_a_new_alert():
+    h = mr.Health(warn_above=1, critical_above=10)
+    verdict = evaluate_series("x", range(7), [0, 20, 20, 5, 5, 5, 5], h)
+    assert len(verdict.alerts) == 1
+    assert verdict.alerts[0].level == "critical" and verdict.alerts[0].current_level == "warn"
+    assert verdict.status == "warn"
+
+
+def test_relative_to_best_judges_the_run_against_itself():
+    h = mr.Health(direction="higher_is_better", baseline="best", warn_below_frac=0.5, critical_below_frac=0.2)
+    # A low absolute level that never falls is healthy; the same level after a fall from 1.0 is not.
+    flat = evaluate_series("x", range(6), [0.05, 0.06, 0.05, 0.06, 0.05, 0.06], h)
+    assert flat.alerts == [] and flat.status == "ok"
+    fall = evaluate_series("x", range(6), [0.5, 1.0, 0.9, 0.4, 0.15, 0.1], h)
+    assert [(a.level, a.first_step, a.critical_step) for a in fall.alerts] == [("critical", 3, 4)]
+    assert "0.2 × best 1" in fall.alerts[0].message
+
+
+def test_relative_to_initial_waits_for_its_baseline():
+    h = mr.Health(direction="lower_is_better", baseline="initial", baseline_points=3, critical_above_frac=3.0)
+    verdict = evaluate_series("x", range(6), [1.0, 2.0, 1.5, 3.0, 5.0, 6.0], h)
+    # Baseline = median(1, 2, 1.5) = 1.5, so the critical threshold is 4.5.
+    assert [(a.level, a.first_step) for a in verdict.alerts] == [("critical", 4)]
+    assert verdict.alerts[0].threshold == pytest.approx(4.5)
+
+
+def test_relative_thresholds_need_a_baseline_and_direction():
+    with pytest.raises(mr.SpecError, match="baseline"):
+        mr.Health(warn_below_frac=0.5)
+    with pytest.raises(mr.SpecError, match="direction"):
+        mr.Health(baseline="best", warn_below_frac=0.5)
+    with pytest.raises(mr.SpecError, match="must be > 0"):
+        mr.Health(baseline="initial", warn_above_frac=-1.0)
 
 
 def test_live_tracker_equals_batch_evaluation():
@@ -71,12 +121,15 @@ def test_live_tracker_equals_batch_evaluation():
     h = mr.Health(warn_below=0.4, critical_below=0.2, smoothing=0.6, persistence=2)
     values = [max(0.0, 1 - i / 80 + rng.gauss(0, 0.1)) for i in range(120)]
     tracker = HealthTracker("x", h)
-    fired = []
+    events = []
     for i, v in enumerate(values):
-        fired += [(a.level, a.first_step) for a in tracker.feed(i, v) if a.active]
+        events += [(a.change, a.level, a.first_step, i) for a in tracker.feed(i, v)]
     batch = evaluate_series("x", range(120), values, h)
-    assert fired == [(a.level, a.first_step) for a in batch.alerts]
-    assert fired and fired[0][0] == "warn"
+    live = [(a.level, a.first_step, a.critical_step, a.active) for a in tracker.alerts]
+    assert live == [(a.level, a.first_step, a.critical_step, a.active) for a in batch.alerts]
+    # The live hook saw the episode open as a warn, then escalate (the same alert) to critical.
+    assert [e[:2] for e in events[:2]] == [("opened", "warn"), ("escalated", "critical")]
+    assert len(batch.alerts) == 1
 
 
 def test_smoothing_override_changes_what_fires():
