@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from metricreg import arrays as A
 
 __all__ = [
@@ -142,16 +144,63 @@ def group_name(name: str, depth: int = 1) -> str:
 def matched_parameters(student: Any, teacher: Any) -> list[tuple[str, Any, Any]]:
     """(name, θ, ξ) for the parameters a student and its EMA teacher share (same name and shape).
 
-    Names are matched after removing wrapper prefixes; when no names match but both have
-    the same number of parameters, they are paired in order (e.g. a teacher built from a
-    differently named copy). Parameters only the student has (a predictor) are ignored.
+    Names are matched after removing wrapper prefixes; failing that, by name suffix (a
+    student wrapper ``online.encoder.*`` against a bare ``encoder.*``); failing that, the
+    teacher's parameters in order and by shape against a subsequence of the student's (a
+    teacher built as a differently named copy). Parameters only the student has (a
+    predictor) are ignored. An empty list means nothing matched.
     """
     s = named_parameters(student)
     t = named_parameters(teacher)
+    if not s or not t:
+        return []
     tmap = dict(t)
     pairs = [(n, p, tmap[n]) for n, p in s if n in tmap and tuple(tmap[n].shape) == tuple(p.shape)]
-    if not pairs and len(s) == len(t):
-        pairs = [(n, p, q) for (n, p), (_, q) in zip(s, t, strict=False) if tuple(p.shape) == tuple(q.shape)]
+    if pairs:
+        return pairs
+    pairs = _match_by_suffix(s, t)
+    if pairs:
+        return pairs
+    return _match_in_order(s, t)
+
+
+def _match_by_suffix(s: list[tuple[str, Any]], t: list[tuple[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """Pairs whose names agree after dropping leading components (``online.encoder.0.w`` ~ ``encoder.0.w``)."""
+
+    def suffixes(name: str) -> list[str]:
+        parts = name.split(".")
+        return [".".join(parts[i:]) for i in range(len(parts))]
+
+    by_suffix: dict[str, list[tuple[str, Any]]] = {}
+    for name, q in t:
+        for suffix in suffixes(name):
+            by_suffix.setdefault(suffix, []).append((name, q))
+    pairs, used = [], set()
+    for name, p in s:
+        for suffix in suffixes(name):
+            cands = [(n, q) for n, q in by_suffix.get(suffix, []) if n not in used]
+            if len(cands) == 1 and tuple(cands[0][1].shape) == tuple(p.shape):
+                used.add(cands[0][0])
+                pairs.append((name, p, cands[0][1]))
+                break
+    # Only a match that covers every teacher parameter is trusted.
+    return pairs if len(pairs) == len(t) else []
+
+
+def _match_in_order(s: list[tuple[str, Any]], t: list[tuple[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """Teacher parameters matched, in order and by shape, to a subsequence of the student's.
+
+    An EMA teacher is a copy of part of the student (the student adds a predictor), built in
+    the same order, so the teacher's parameters appear in the student's list in the same order.
+    """
+    pairs, i = [], 0
+    for _, q in t:
+        while i < len(s) and tuple(s[i][1].shape) != tuple(q.shape):
+            i += 1
+        if i == len(s):
+            return []
+        pairs.append((s[i][0], s[i][1], q))
+        i += 1
     return pairs
 
 
@@ -239,6 +288,21 @@ def sample_flat(x: Any, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:
     if n <= cap:
         return flat, 1.0
     return xp.take(flat, A.row_indices(n, cap, xp, A.device_of(flat)), axis=0), n / cap
+
+
+def sample_copy(x: Any, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:
+    """:func:`sample_flat`, but never a view: a snapshot that in-place updates cannot move.
+
+    Optimizers and EMA updates write parameters in place; a small tensor's sample is the
+    tensor itself, so a snapshot kept across steps must be a copy (on the same device, no
+    host sync). JAX arrays are immutable and need none.
+    """
+    sample, weight = sample_flat(x, cap)
+    if A.is_torch(sample):
+        sample = sample.clone()
+    elif isinstance(sample, np.ndarray):
+        sample = sample.copy()
+    return sample, weight
 
 
 def sampled_sq_norm(pairs: Iterable[tuple[Any, float]]) -> Any:

@@ -39,6 +39,7 @@ the run, for a frozen teacher, and at the end of a cosine schedule to m = 1 (by 
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -46,6 +47,8 @@ from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
+
+log = logging.getLogger("metricreg")
 
 STALL_WINDOW = 4  # rises in a row
 AGREEMENT_MAX = 0.999
@@ -159,6 +162,13 @@ def ema(
     pairs = adapters.matched_parameters(model, ema_model)
     if pairs:
         out.update(_parameter_stats(pairs, step, state, momentum))
+    elif not state.get("warned_unmatched"):
+        state["warned_unmatched"] = True
+        log.warning(
+            "metricreg: ema: no parameter of `ema_model` matches one of `model` (by name, name suffix, "
+            "or order and shape); only the momentum and output statistics are written. Pass the student "
+            "module that the teacher copies (e.g. model=online.encoder, ema_model=teacher)."
+        )
     if student_out is not None and teacher_out is not None:
         out.update(output_stats(student_out, teacher_out))
     return out or None
@@ -181,7 +191,7 @@ def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict
         teacher_step = (1.0 - m) * dist
         sample = None
     else:
-        sample = [adapters.sample_flat(q) for q in xis]
+        sample = [adapters.sample_copy(q) for q in xis]  # the EMA update writes the teacher in place
         teacher_step = None
         if prev is not None and prev[2] is not None and step > prev[0] and len(prev[2]) == len(sample):
             moved = adapters.sampled_sq_norm(

@@ -35,8 +35,6 @@ import math
 import re
 from typing import Any
 
-import numpy as np
-
 from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.hookspecs import hookimpl
@@ -138,12 +136,7 @@ def _trainable(model: Any) -> list[tuple[str, Any]]:
 def _snapshot(params: list[tuple[str, Any]]) -> list[tuple[str, Any, float]]:
     out = []
     for name, p in params:
-        sample, weight = adapters.sample_flat(p)
-        # The optimizer updates parameters in place: keep a copy (JAX arrays are immutable).
-        if A.is_torch(sample):
-            sample = sample.clone()
-        elif isinstance(sample, np.ndarray):
-            sample = sample.copy()
+        sample, weight = adapters.sample_copy(p)  # the optimizer updates parameters in place
         out.append((name, sample, weight))
     return out
 

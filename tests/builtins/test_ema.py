@@ -130,3 +130,61 @@ def test_agreement_matches_reference(fw):
 
 def test_nothing_to_report_returns_none():
     assert E.ema(None, None) is None
+
+
+def test_teacher_step_without_momentum_is_not_moved_by_the_in_place_ema_update():
+    """Regression: the snapshot of a small teacher was a view, so the EMA update moved it too."""
+    import torch
+
+    from metricreg.builtins.ema import ema
+
+    torch.manual_seed(0)
+    student, teacher = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    state: dict = {}
+    m = 0.9
+    ema(student, teacher, step=0, state=state)
+    before = torch.cat([p.detach().flatten().clone() for p in teacher.parameters()])
+    with torch.no_grad():
+        for ps, pt in zip(student.parameters(), teacher.parameters(), strict=True):
+            pt.mul_(m).add_((1 - m) * ps)
+    after = torch.cat([p.detach().flatten() for p in teacher.parameters()])
+    out = ema(student, teacher, step=1, state=state)
+    assert float(out["teacher_step"]) == pytest.approx(float(torch.linalg.vector_norm(after - before)), rel=1e-5)
+
+
+def test_wrapped_student_with_predictor_matches_a_bare_teacher():
+    import copy
+
+    import torch
+
+    from metricreg import adapters
+
+    encoder = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+
+    class Online(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+            self.predictor = torch.nn.Linear(8, 8)
+
+    online = Online()
+    teacher = copy.deepcopy(encoder)  # names 0.weight ... against encoder.0.weight ...
+    pairs = adapters.matched_parameters(online, teacher)
+    assert [n for n, _, _ in pairs] == ["encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias"]
+    for _, p, q in pairs:
+        assert torch.equal(p, q)
+    # A teacher built as another wrapper: matched by name suffix.
+    wrapped = torch.nn.ModuleDict({"encoder": copy.deepcopy(encoder)})
+    assert len(adapters.matched_parameters(online, wrapped)) == 4
+
+
+def test_nothing_matched_is_said_once(caplog):
+    import torch
+
+    from metricreg.builtins.ema import ema
+
+    state: dict = {}
+    with caplog.at_level("WARNING", logger="metricreg"):
+        ema(torch.nn.Linear(3, 5), torch.nn.Linear(7, 2), step=0, state=state, momentum=0.99)
+        ema(torch.nn.Linear(3, 5), torch.nn.Linear(7, 2), step=100, state=state, momentum=0.99)
+    assert sum("no parameter of `ema_model` matches" in r.message for r in caplog.records) == 1
