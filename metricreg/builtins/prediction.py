@@ -8,8 +8,9 @@ min,max}``                          ((n, d) or (..., d), flattened to rows; e.g.
 ``prediction/nmse``                 Σ‖p − t‖² / Σ‖t − t̄‖² over rows: the fraction of the targets' variance
                                     left unexplained (0 perfect, 1 = no better than predicting the mean)
 ``prediction/psnr``                 10·log10(R² / MSE) between ``reconstruction`` and ``image`` (same shape),
-                                    averaged over the batch when ndim ≥ 4 (leading axis = batch), else one
-                                    image; R = ``data_range`` if given, else 255 for integer images, else 1
+                                    per image, then averaged over the batch: ndim ≥ 4, or 3-D (B, H, W)
+                                    grayscale (a 3-D array whose last axis is 1, 3 or 4 is one H×W×C
+                                    image); R = ``data_range`` if given, else 255 for integer images, else 1
 ``prediction/paired/{diag,offdiag,  for ``paired_embeddings`` = (a, b) or {"image": a, "text": b}: cosine of
 margin,top1}``                      matched pairs (diag), mean over mismatched pairs (offdiag), their
                                     difference, and the fraction of rows of a whose most similar row of b is
@@ -69,14 +70,22 @@ def nmse(predictions: Any, targets: Any) -> Any:
     return xp.where(var > 0, err / xp.where(var > 0, var, 1.0), xp.nan)
 
 
+def _is_batch(shape: tuple[int, ...]) -> bool:
+    """Whether the leading axis indexes images: (B, C, H, W), (B, H, W, C), or (B, H, W) grayscale.
+
+    A 3-D array whose last axis has 1, 3 or 4 entries is one (H, W, C) image.
+    """
+    return len(shape) >= 4 or (len(shape) == 3 and shape[-1] not in (1, 3, 4))
+
+
 def psnr(reconstruction: Any, image: Any, data_range: Any = None) -> Any:
-    """Peak signal-to-noise ratio in dB (mean over the batch for ndim ≥ 4)."""
+    """Peak signal-to-noise ratio in dB: the mean of per-image PSNRs over a batch."""
     xp = A.namespace(reconstruction, image)
     if data_range is None:
         data_range = 1.0 if xp.isdtype(image.dtype, "real floating") else 255.0
     rec, img = A.to_float(A.detach(reconstruction), xp), A.to_float(A.detach(image), xp)
     sq = (rec - img) ** 2
-    mse = xp.mean(xp.reshape(sq, (sq.shape[0], -1)), axis=1) if sq.ndim >= 4 else xp.mean(sq)
+    mse = xp.mean(xp.reshape(sq, (sq.shape[0], -1)), axis=1) if _is_batch(sq.shape) else xp.mean(sq)
     r2 = data_range * data_range
     value = 10.0 * xp.log10(r2 / xp.clip(mse, r2 * 1e-20, None))
     return xp.mean(value) if value.ndim else value

@@ -71,3 +71,18 @@ def test_similarity_image(fw):
     assert img.shape == (256, 256, 3) and img.dtype == np.float32
     assert img.min() >= 0.0 and img.max() <= 1.0
     assert np.allclose(img[0, 0], [1.0, 0.0, 0.0], atol=1e-6)  # diagonal: cosine 1 → red
+
+
+def test_psnr_of_a_grayscale_batch_is_the_mean_of_per_image_psnrs():
+    """Regression: a (B, H, W) batch was pooled into one image (24.0 dB against 34.2 dB)."""
+    from metricreg.builtins.prediction import psnr
+
+    rng = np.random.default_rng(0)
+    image = rng.random((4, 8, 8))
+    noise = np.array([0.001, 0.01, 0.05, 0.2])[:, None, None] * rng.standard_normal((4, 8, 8))
+    rec = image + noise
+    per_image = [10 * np.log10(1.0 / np.mean((rec[i] - image[i]) ** 2)) for i in range(4)]
+    assert float(psnr(rec, image)) == pytest.approx(float(np.mean(per_image)), rel=1e-9)
+    # One H×W×3 image stays one image.
+    one = rng.random((8, 8, 3))
+    assert float(psnr(one + 0.01, one)) == pytest.approx(40.0, rel=1e-9)
