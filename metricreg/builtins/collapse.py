@@ -15,6 +15,8 @@ member                 definition
 ``std``                mean over channels of the std over samples of ẑ = z/‖z‖, times √d (SimSiam):
                        1 when isotropic, → 0 at complete collapse.
 ``mean_cos``           mean pairwise cosine, (‖Σᵢ ẑᵢ‖² − Σᵢ‖ẑᵢ‖²)/(n(n − 1)), O(nd): ≈ 0 healthy, → 1.
+``norm``               mean L2 norm of the rows: the scale every other member is blind to (norms
+                       collapsing to 0 is a collapse too).
 ``near_zero``          #{k : σₖ/σ₁ < 1e-3} on the centered spectrum: the number of collapsed directions.
 =====================  ===========================================================================
 
@@ -160,7 +162,7 @@ def _direction_stats(xp: Any, z: Any) -> dict[str, Any]:
     total = xp.sum(zh, axis=0)
     num = xp.sum(total * total) - xp.sum(zh * zh)
     mean_cos = num / float(n * (n - 1)) if n > 1 else xp.full((), math.nan, dtype=z.dtype, device=A.device_of(z))
-    return {"std": std, "mean_cos": mean_cos}
+    return {"std": std, "mean_cos": mean_cos, "norm": xp.mean(norms)}
 
 
 def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_rows: int | None = A.MAX_ROWS) -> dict:
@@ -210,7 +212,7 @@ def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_row
     return result
 
 
-ORDER = ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "std", "mean_cos", "near_zero")
+ORDER = ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "std", "mean_cos", "norm", "near_zero")
 
 
 def collapse(embeddings: Any, step: int = 0, shared: dict | None = None) -> dict[str, Any]:

@@ -20,6 +20,8 @@ member                  definition
                         steps elapsed, from a fixed sample of ≤ 16,384 entries per tensor kept in
                         ``state`` (exact for tensors up to that size); no per-step copies.
 ``weight_norm_ratio``   ‖θ‖ / ‖ξ‖.
+``frozen``              1 when the teacher does not move although it differs from the student: m ≥ 1
+                        when ``momentum`` is given, else a measured displacement of 0.
 ``stalled``             1 when the teacher has stalled: ``rel_distance`` rose at each of the last 4
                         due steps **and** ‖θ − ξ‖ grows faster per step than the teacher moves
                         (``teacher_step``), i.e. the student runs away from a teacher that no longer
@@ -98,6 +100,17 @@ HEALTH: dict[str, Health] = {
         "than the teacher moves (teacher stagnation); 0 otherwise.",
         remedy=_REMEDY_STALL,
         persistence=2,
+    ),
+    "frozen": Health(
+        category="ema",
+        critical_above=0.5,
+        direction="lower_is_better",
+        title="teacher frozen",
+        description="1 when the EMA teacher does not move (momentum ≥ 1, or a measured teacher displacement "
+        "of 0 between due steps) while the student differs from it; 0 otherwise.",
+        remedy="The teacher is frozen: momentum is 1 (check the schedule's end value and its step count) or "
+        "the EMA update no longer runs (an early return, an exception, updating a copy). A frozen random "
+        "target teaches little.",
     ),
     "agreement": Health(
         category="ema",
@@ -219,7 +232,19 @@ def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict
     out = {"rel_distance": rel, "weight_norm_ratio": ratio, "stalled": stalled}
     if teacher_step is not None:
         out["teacher_step"] = teacher_step
+        out["frozen"] = _frozen(xp, teacher_step, dist, norm_t)
     return out
+
+
+def _frozen(xp: Any, teacher_step: Any, dist: Any, norm_t: Any) -> Any:
+    """1 when the teacher does not move although the student differs from it; else 0.
+
+    ``teacher_step`` is (1 − m)·‖θ − ξ‖ when ``momentum`` is given (0 for m ≥ 1), else the
+    measured displacement. A teacher identical to the student (m = 0) is not frozen.
+    """
+    tiny = 1e-12 * xp.clip(norm_t, 1e-30, None)
+    cond = xp.logical_and(dist > tiny, teacher_step <= tiny)
+    return xp.astype(cond, dist.dtype) + 0.0 * dist  # NaN in -> NaN out
 
 
 METRICS = [

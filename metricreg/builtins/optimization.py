@@ -16,6 +16,7 @@ tag (``train/…``)                         definition
                                           (the tolerance also counts a post-clip norm, which sits at max_norm)
 ``optimization/update_ratio``             ‖θₜ − θₜ₋₁‖ / ‖θₜ₋₁‖ over all trainable parameters: the actual
                                           optimizer update (cs231n: ≈ 1e-3 healthy)
+``optimization/dead_units``              fraction of weight rows whose gradient is exactly zero (dead units)
 ``optimization/grad_flow/<module>``       gradient norm per top-level module
 ``optimization/weights``, ``…/grads``     histograms of (a size-proportional sample of) all weights / gradients
 ========================================  =================================================================
@@ -183,6 +184,32 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     return result
 
 
+def dead_units(grads: Any) -> Any:
+    """Fraction of units (rows of every ≥ 2-D weight gradient) whose gradient is exactly zero.
+
+    A ReLU unit that is inactive for every sample of the batch passes no gradient to its
+    incoming weights, so its row is all zeros; a network killed by a too-large learning
+    rate has (nearly) every row zero. Embedding tables are skipped: rows of tokens absent
+    from the batch are zero by design.
+    """
+    named = adapters.named_grads(grads) if grads is not None else None
+    if not named:
+        return None
+    dead = None
+    total = 0
+    for name, g in named:
+        if len(g.shape) < 2 or "embed" in name.lower():
+            continue
+        xp = A.namespace(g)
+        rows = xp.reshape(g, (g.shape[0], -1))
+        zero = xp.sum(xp.astype(xp.all(rows == 0, axis=1), xp.float32))
+        dead = zero if dead is None else dead + zero
+        total += int(g.shape[0])
+    if dead is None or total == 0:
+        return None
+    return dead / float(total)
+
+
 def grad_flow(grads: Any) -> dict[str, Any] | None:
     """Gradient L2 norm per top-level module (one level deeper when there is a single top level)."""
     named = adapters.named_grads(grads) if grads is not None else None
@@ -274,6 +301,19 @@ HEALTH_UPDATE = Health(
     remedy="Above 1e-2: lower the learning rate or add warm-up. Below 1e-6: the learning rate is (or has "
     "decayed to) too low, or the parameters are frozen / receive no gradient.",
 )
+HEALTH_DEAD = Health(
+    category="stability",
+    warn_above=0.5,
+    critical_above=0.9,
+    persistence=2,
+    direction="lower_is_better",
+    title="dead units",
+    description="Fraction of units (rows of weight matrices) whose gradient is exactly zero on the batch: "
+    "ReLU units inactive for every sample. Near 1, the network is dead and no longer learns.",
+    remedy="Most units pass no gradient: the learning rate is (or was) too high and pushed pre-activations "
+    "negative for good. Lower the learning rate or add warm-up, consider LeakyReLU/GELU or better "
+    "initialisation, and restart from a checkpoint before the units died.",
+)
 HEALTH_FLOW = Health(
     category="optimization",
     title="gradient norm per module",
@@ -313,6 +353,13 @@ METRICS = [
         # Rank 0 only, like its snapshot metric: a reduced metric must produce a value on every rank.
         reduce=None,
         description=HEALTH_UPDATE.description,
+    ),
+    Metric(
+        "optimization/dead_units",
+        compute=dead_units,
+        every=100,
+        health=HEALTH_DEAD,
+        description=HEALTH_DEAD.description,
     ),
     Metric(
         "optimization/grad_flow", compute=grad_flow, every=100, health=HEALTH_FLOW, description=HEALTH_FLOW.description

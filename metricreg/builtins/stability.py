@@ -16,6 +16,9 @@ tag (``train/…``)                  rule
                                    mean over the previous 10 finite samples; a non-finite loss is a spike.
 ``stability/spikes/ratio``         L / mean₁₀.
 ``stability/spikes/rate``          fraction of the last 100 samples that were spikes.
+``stability/progress_lost``        (L̃ − best L̃) / (L₀ − best L̃): the share of the learned loss decrease that is
+                                   lost again (L̃ a debiased EMA, weight 0.8, of the loss sampled every 10 steps;
+                                   L₀ the median of the first 5 samples). 0 at the best, 1 back at the start.
 ``stability/plateau``              steps since the smoothed loss last improved, PyTorch
                                    ``ReduceLROnPlateau`` rel rule: improved when L̃ < best·(1 − 1e-4), L̃ the
                                    TensorBoard debiased EMA (weight 0.8) of the loss sampled every 50 steps.
@@ -45,6 +48,9 @@ PLATEAU_SMOOTHING = 0.8
 PLATEAU_THRESHOLD = 1e-4
 PLATEAU_PATIENCE_STEPS = 1000
 EVAL_PLATEAU_PATIENCE = 10
+PROGRESS_EARLY = 5
+PROGRESS_SMOOTHING = 0.8
+PROGRESS_MIN_LEARNED = 0.1
 TREND_EVERY = 50
 TREND_WINDOW = 20
 
@@ -134,6 +140,49 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     since = xp.where(improved, 0.0, state["since"] + elapsed)
     state.update(ema=ema, n=n, best=xp.where(improved, smoothed, state["best"]), since=since, last_step=step)
     return since + 0.0 * value  # NaN loss -> NaN
+
+
+def progress_lost(loss: Any, state: dict | None = None) -> Any:
+    """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
+
+    L̃ is a debiased EMA (weight 0.8) of the loss sampled every 10 steps, L₀ the median of
+    the first 5 samples, best L̃ the lowest smoothed value so far. 0 while the loss is at its
+    best, 1 when it is back where it started, above 1 past it: divergence, or a network
+    killed by a too-large learning rate. Scale-free, so it works for cross-entropy, MSE and
+    negative-cosine losses alike; 0 until the run has learned something (best L̃ at least
+    10% of |L₀| below L₀), so a run that never learned is not reported as diverging.
+    """
+    state = {} if state is None else state
+    value = scalar_loss(loss)
+    xp = _ns(value)
+    finite = xp.isfinite(value)
+    early: list = state.setdefault("early", [])
+    if len(early) < PROGRESS_EARLY:
+        early.append(value)
+        if len(early) == PROGRESS_EARLY:
+            stacked = xp.stack(early)
+            ok = xp.isfinite(stacked)
+            # The median of the finite early samples (sorting keeps this shape-static for JAX).
+            ordered = xp.sort(xp.where(ok, stacked, math.inf))
+            count = xp.sum(xp.astype(ok, value.dtype))
+            idx = xp.astype(xp.clip(xp.floor((count - 1.0) / 2.0), 0, PROGRESS_EARLY - 1), xp.int32)
+            state["initial"] = xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
+    w = PROGRESS_SMOOTHING
+    if "ema" not in state:
+        zero = xp.zeros_like(value)
+        state.update(ema=zero, n=zero, best=zero + math.inf)
+    ema = xp.where(finite, state["ema"] * w + (1.0 - w) * xp.where(finite, value, 0.0), state["ema"])
+    n = state["n"] + xp.astype(finite, value.dtype)
+    smoothed = ema / xp.clip(1.0 - w**n, 1e-12, None)
+    best = xp.where(xp.logical_and(finite, smoothed < state["best"]), smoothed, state["best"])
+    state.update(ema=ema, n=n, best=best)
+    initial = state.get("initial")
+    if initial is None:
+        return xp.zeros_like(value)
+    learned = initial - best
+    meaningful = xp.logical_and(xp.isfinite(learned), learned > PROGRESS_MIN_LEARNED * xp.abs(initial))
+    lost = (smoothed - best) / xp.where(meaningful, learned, 1.0)
+    return xp.where(meaningful, lost, 0.0)
 
 
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
@@ -231,6 +280,19 @@ HEALTH_SPIKES = {
         remedy=_REMEDY_SPIKE,
     ),
 }
+HEALTH_PROGRESS = Health(
+    category="stability",
+    critical_above=0.5,
+    persistence=2,
+    nonfinite=None,  # a NaN loss is stability/nonfinite_loss's alert
+    direction="lower_is_better",
+    title="progress lost",
+    description="(smoothed loss − its best) / (initial loss − its best): the share of what the run "
+    "learned that it has lost. 0 at the best loss, 1 back at the start, > 1 diverging.",
+    remedy="The loss has climbed back most of the way to where training started: the learning rate is too "
+    "high (or was raised), the optimizer state is corrupted, or the data changed. Lower the learning "
+    "rate, enable gradient clipping, and resume from the checkpoint before the rise.",
+)
 HEALTH_PLATEAU = Health(
     category="stability",
     warn_above=float(PLATEAU_PATIENCE_STEPS),
@@ -286,6 +348,14 @@ METRICS = [
         health=HEALTH_SPIKES,
         reduce="max",
         description="Loss spikes (Lightning SpikeDetection rule on the loss sampled every 10 steps).",
+    ),
+    Metric(
+        "stability/progress_lost",
+        compute=progress_lost,
+        every=10,
+        health=HEALTH_PROGRESS,
+        reduce="max",
+        description=HEALTH_PROGRESS.description,
     ),
     Metric(
         "stability/plateau",

@@ -31,6 +31,7 @@ def reference(z: np.ndarray) -> dict[str, float]:
         "effective_rank_ratio": entropy_rank(sc) / min(n - 1, d),
         "std": float(zh.std(axis=0, ddof=1).mean() * math.sqrt(d)),
         "mean_cos": float((cos.sum() - np.trace(cos)) / (n * (n - 1))),
+        "norm": float(np.linalg.norm(z, axis=1).mean()),
         "near_zero": float((sc / sc[0] < 1e-3).sum()),
     }
 
@@ -69,6 +70,7 @@ def test_matches_reference(fw, kind):
         assert close(got[member], ref[member], rtol), (member, got[member], ref[member])
     assert close(got["std"], ref["std"], fw.rtol, atol=1e-6)
     assert close(got["mean_cos"], ref["mean_cos"], fw.rtol, atol=1e-6)
+    assert close(got["norm"], ref["norm"], fw.rtol)
     if fw.name != "jax" or kind not in ("dimensional", "complete"):
         assert got["near_zero"] == ref["near_zero"]
 
