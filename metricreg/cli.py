@@ -108,6 +108,11 @@ def _thresholds(health: dict[str, Any]) -> str:
             parts.append(f"{level} < {below:g}")
         if above is not None:
             parts.append(f"{level} > {above:g}")
+        what = health.get("baseline")
+        for bound, sign in (("below", "<"), ("above", ">")):
+            frac = health.get(f"{level}_{bound}_frac")
+            if frac is not None and what:
+                parts.append(f"{level} {sign} {frac:g} × {what}")
     return ", ".join(parts)
 
 

@@ -11,9 +11,12 @@ tag (``train/…``)                  rule
 =================================  ==================================================================
 ``stability/nonfinite_loss``       1 when the loss is NaN/±Inf (every 10 steps).
 ``stability/nonfinite_grads``      1 when the global gradient norm is NaN/±Inf (overflow included).
-``stability/spikes/detected``      Lightning ``SpikeDetection`` (mode min, window 10, rtol 2, no atol): the
-                                   loss is worse than the previous sample AND |L − mean₁₀| ≥ 2·|mean₁₀|,
-                                   mean over the previous 10 finite samples; a non-finite loss is a spike.
+``stability/spikes/detected``      Lightning ``SpikeDetection`` (mode min, window 10, rtol 2): the loss is
+                                   worse than the previous sample AND |L − mean₁₀| ≥ 2·|mean₁₀| AND
+                                   |L − mean₁₀| ≥ 0.05·|L₀| (L₀ the median of the first 5 samples: a scale-free
+                                   atol, so tripling a near-zero loss is not a spike); mean over the previous
+                                   10 finite samples; a non-finite loss is a spike. Informational: the rate
+                                   below holds the rule.
 ``stability/spikes/ratio``         L / mean₁₀.
 ``stability/spikes/rate``          fraction of the last 100 samples that were spikes.
 ``stability/progress_lost``        (L̃ − best L̃) / (L₀ − best L̃): the share of the learned loss decrease that is
@@ -42,12 +45,11 @@ from metricreg.spec import Health, Metric
 SPIKE_WINDOW = 10
 SPIKE_RTOL = 2.0
 SPIKE_ATOL: float | None = None
+SPIKE_ATOL_FRAC = 0.05  # a spike must also move the loss by 5% of its initial level
 SPIKE_RATE_WINDOW = 100
 PLATEAU_EVERY = 50
 PLATEAU_SMOOTHING = 0.8
 PLATEAU_THRESHOLD = 1e-4
-PLATEAU_PATIENCE_STEPS = 1000
-EVAL_PLATEAU_PATIENCE = 10
 PROGRESS_EARLY = 5
 PROGRESS_SMOOTHING = 0.8
 PROGRESS_MIN_LEARNED = 0.1
@@ -90,6 +92,7 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     xp = _ns(value)
     finite = xp.isfinite(value)
     window: list = state.setdefault("window", [])
+    scale = _initial_scale(xp, value, state)
     out: dict[str, Any] = {}
     if len(window) >= SPIKE_WINDOW:
         w = xp.stack(window[-SPIKE_WINDOW:])
@@ -102,6 +105,9 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
         cond = xp.logical_and(worse, rel_ok)
         if SPIKE_ATOL is not None:
             cond = xp.logical_and(cond, xp.abs(value - mean) >= abs(SPIKE_ATOL))
+        if scale is not None:
+            # Near an interpolating loss of ~0, tripling 0.001 is noise, not a spike.
+            cond = xp.logical_and(cond, xp.abs(value - mean) >= SPIKE_ATOL_FRAC * scale)
         spike = xp.logical_or(cond, xp.logical_not(finite))
         out["ratio"] = value / mean
     else:
@@ -118,6 +124,26 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     out["detected"] = flag
     out["rate"] = total / float(len(flags))
     return out
+
+
+def _initial_scale(xp: Any, value: Any, state: dict) -> Any:
+    """|median| of the first PROGRESS_EARLY finite samples: the loss's own scale (None until known)."""
+    early: list = state.setdefault("early", [])
+    if "scale" not in state and len(early) < PROGRESS_EARLY:
+        early.append(value)
+        if len(early) == PROGRESS_EARLY:
+            state["scale"] = xp.abs(_median_finite(xp, early, value.dtype))
+    return state.get("scale")
+
+
+def _median_finite(xp: Any, samples: list, dtype: Any) -> Any:
+    """The (lower) median of the finite entries of a short list of 0-d arrays; inf when none is."""
+    stacked = xp.stack(samples)
+    ok = xp.isfinite(stacked)
+    ordered = xp.sort(xp.where(ok, stacked, math.inf))  # shape-static, so JAX compiles once
+    count = xp.sum(xp.astype(ok, dtype))
+    idx = xp.astype(xp.clip(xp.floor((count - 1.0) / 2.0), 0, len(samples) - 1), xp.int32)
+    return xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
 
 
 def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
@@ -160,13 +186,7 @@ def progress_lost(loss: Any, state: dict | None = None) -> Any:
     if len(early) < PROGRESS_EARLY:
         early.append(value)
         if len(early) == PROGRESS_EARLY:
-            stacked = xp.stack(early)
-            ok = xp.isfinite(stacked)
-            # The median of the finite early samples (sorting keeps this shape-static for JAX).
-            ordered = xp.sort(xp.where(ok, stacked, math.inf))
-            count = xp.sum(xp.astype(ok, value.dtype))
-            idx = xp.astype(xp.clip(xp.floor((count - 1.0) / 2.0), 0, PROGRESS_EARLY - 1), xp.int32)
-            state["initial"] = xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
+            state["initial"] = _median_finite(xp, early, value.dtype)
     w = PROGRESS_SMOOTHING
     if "ema" not in state:
         zero = xp.zeros_like(value)
@@ -258,7 +278,6 @@ HEALTH_NONFINITE_GRADS = Health(
 HEALTH_SPIKES = {
     "detected": Health(
         category="stability",
-        warn_above=0.5,
         direction="lower_is_better",
         title="loss spike",
         description="1 when the sampled loss is worse than the previous sample and at least 2× its "
@@ -295,7 +314,6 @@ HEALTH_PROGRESS = Health(
 )
 HEALTH_PLATEAU = Health(
     category="stability",
-    warn_above=float(PLATEAU_PATIENCE_STEPS),
     direction="lower_is_better",
     title="steps without improvement",
     description="Steps since the smoothed training loss last improved by more than 1e-4 relative "
@@ -305,7 +323,6 @@ HEALTH_PLATEAU = Health(
 )
 HEALTH_EVAL_PLATEAU = Health(
     category="stability",
-    warn_above=float(EVAL_PLATEAU_PATIENCE),
     direction="lower_is_better",
     title="evals without improvement",
     description="Evaluations since the eval loss last improved by more than 1e-4 relative "

@@ -33,6 +33,7 @@ def reference(z: np.ndarray) -> dict[str, float]:
         "mean_cos": float((cos.sum() - np.trace(cos)) / (n * (n - 1))),
         "norm": float(np.linalg.norm(z, axis=1).mean()),
         "near_zero": float((sc / sc[0] < 1e-3).sum()),
+        "near_zero_ratio": float((sc / sc[0] < 1e-3).sum()) / min(n - 1, d),
     }
 
 
@@ -73,6 +74,7 @@ def test_matches_reference(fw, kind):
     assert close(got["norm"], ref["norm"], fw.rtol)
     if fw.name != "jax" or kind not in ("dimensional", "complete"):
         assert got["near_zero"] == ref["near_zero"]
+        assert close(got["near_zero_ratio"], ref["near_zero_ratio"], 1e-12)
 
 
 def test_equal_across_frameworks(fw):

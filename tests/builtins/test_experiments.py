@@ -161,8 +161,9 @@ def test_dimensional_collapse(collapse_runs):
     assert final < 0.6 * at(s, "train/collapse/rankme", 0)  # the trend: 16 → 8
     assert 0.35 * D < d["rankme"] < 0.65 * D and d["near_zero"] >= 6
     levels = {(a.tag, a.level) for a in run["alerts"]}
-    assert ("train/collapse/effective_rank_ratio", "warn") in levels
-    assert not any(level == "critical" for _, level in levels)
+    # Half the directions are gone for good (variance ~1e-7 of the rest): a warning. The rank itself
+    # halved too, but healthy BYOL runs also lose ~45% of their initial rank, so rank falls alone stay quiet.
+    assert levels == {("train/collapse/near_zero_ratio", "warn")}
 
 
 def test_complete_collapse(collapse_runs):
@@ -174,7 +175,7 @@ def test_complete_collapse(collapse_runs):
     assert d["rankme"] < 1.5 and d["std"] < 0.05 and d["mean_cos"] > 0.99
     assert run["loss"] < -0.999  # a loss at its theoretical minimum is itself a red flag
     critical = {a.tag for a in run["alerts"] if a.level == "critical"}
-    assert {"train/collapse/rankme", "train/collapse/std", "train/collapse/mean_cos"} <= critical
+    assert {"train/collapse/rankme", "train/collapse/std"} <= critical
 
 
 def test_other_builtins_ran_in_the_ssl_runs(collapse_runs):

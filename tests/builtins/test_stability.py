@@ -59,7 +59,8 @@ def test_plateau_counts_steps_since_the_smoothed_loss_improved(fw):
     assert out[:20] == [0.0] * 20
     # The EMA approaches the flat level geometrically, so "improvements" stop ~1,000 steps later.
     assert 2000 < out[-1] < 3000 and out[-1] - out[-11] == 500
-    assert S.HEALTH_PLATEAU.warn_above == 1000
+    # Informational: a plateau alone is no failure (healthy runs converge), so no threshold.
+    assert not S.HEALTH_PLATEAU.has_thresholds
     assert math.isnan(value(S.plateau(fw.array(np.float64(np.nan)), 5000, state)))
 
 

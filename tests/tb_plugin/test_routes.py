@@ -146,7 +146,8 @@ def test_nonfinite_values_are_strings(harness, health_logdir):
     assert loss["last_value"] == "NaN"
     assert loss["status"] == "critical"
     alert = json.loads(text)["alerts"][0]
-    assert alert["bound"] == "nonfinite" and alert["first_step"] == 40 and alert["value"] == "Infinity"
+    assert alert["bound"] == "nonfinite" and alert["first_step"] == 40
+    assert alert["onset_value"] == "Infinity" and alert["value"] == "NaN"  # onset, then the latest value
 
 
 def test_metric_errors(harness, health_logdir):
@@ -185,17 +186,14 @@ def test_generalization_gap_without_manifest(harness, health_logdir):
     assert any(a["tag"] == "gap/loss_relative" and a["level"] == "critical" for a in detail["alerts"])
 
 
-def test_smoothing_overrides_the_rules(harness, health_logdir):
+def test_display_smoothing_never_changes_the_verdict(harness, health_logdir):
     raw = harness.run(health_logdir.collapse)
-    smoothed = harness.run(health_logdir.collapse, smoothing="0.5")
-    assert smoothed["smoothing"] == 0.5
-    assert _series(smoothed, RANK_TAG)["smoothing"] == 0.5
-    assert _series(raw, RANK_TAG)["smoothing"] == 0.0
-    first = {a["level"]: a["first_step"] for a in raw["alerts"] if a["tag"] == RANK_TAG}
-    later = {a["level"]: a["first_step"] for a in smoothed["alerts"] if a["tag"] == RANK_TAG}
-    assert later["critical"] > first["critical"]  # the smoothed curve crosses the threshold later
-    runs = _by_run(harness.runs("?smoothing=0.5"))
-    assert runs[health_logdir.collapse]["worst_alert"] == smoothed["alerts"][0]  # same rules, same order
+    smoothed = harness.run(health_logdir.collapse, smoothing="0.9")
+    assert smoothed["smoothing"] == 0.9  # echoed for the charts
+    assert _series(smoothed, RANK_TAG)["smoothing"] == _series(raw, RANK_TAG)["smoothing"] == 0.0  # the rule's own
+    assert smoothed["alerts"] == raw["alerts"] and smoothed["status"] == raw["status"]
+    runs = _by_run(harness.runs("?smoothing=0.9"))
+    assert runs[health_logdir.collapse]["worst_alert"] == raw["alerts"][0]
 
 
 @pytest.mark.parametrize("value", ["abc", "-0.1", "1", "1.5", "nan", "inf", "0x1"])
