@@ -67,6 +67,11 @@ LOWER_TOKENS = frozenset(
     ]
 )
 LOSS_TOKENS = frozenset({"loss", "nll", "ce", "xent"})
+#: Classification scores: fractions in [0, 1], so an absolute train/eval gap means the same on any
+#: task, and their presence marks a classifier, whose eval loss rises from over-confidence alone.
+FRACTION_TOKENS = frozenset(
+    ["accuracy", "acc", "top1", "top5", "f1", "auc", "auroc", "auprc", "precision", "recall", "iou", "miou", "dice"]
+)
 
 _DIRECTIONS: dict[str, str] = {}
 
@@ -96,3 +101,9 @@ def direction_of(name: str) -> str:
 
 def is_loss_like(name: str) -> bool:
     return bool(tokens(name) & LOSS_TOKENS)
+
+
+def is_fraction_score(name: str) -> bool:
+    """A classification score in [0, 1] (accuracy, top-1, F1, AUC, IoU, ...)."""
+    found = tokens(name)
+    return bool(found & FRACTION_TOKENS) and not (found & LOWER_TOKENS)

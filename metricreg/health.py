@@ -112,6 +112,7 @@ class Alert:
     remedy: str = ""
     run: str | None = None
     onset_value: float | None = None
+    onset_level: str | None = None
     critical_step: int | None = None
     current_level: str | None = None
     baseline: float | None = None
@@ -128,11 +129,11 @@ class Alert:
                 rule += f" = {self.basis}"
             what = f"{self.bound} the {self.level} threshold {rule}"
         now = f"{self.tag} = {_fmt(self.value)} at step {self.last_step}"
-        onset = f"{self.level} since step {self.first_step} (value then {_fmt(self.onset_value)})"
+        opened = self.onset_level or self.level
+        then = f"(value then {_fmt(self.onset_value)})"
+        onset = f"{opened} since step {self.first_step} {then}"
         if not self.active:
-            onset = (
-                f"{self.level} from step {self.first_step} to {self.last_step} (value then {_fmt(self.onset_value)})"
-            )
+            onset = f"{opened} from step {self.first_step} to {self.last_step} {then}"
         escalated = (
             f", critical from step {self.critical_step}"
             if self.critical_step is not None and self.critical_step != self.first_step
@@ -251,6 +252,7 @@ class HealthTracker:
                     description=self.health.description,
                     remedy=self.health.remedy,
                     onset_value=smoothed,
+                    onset_level=reached,
                     critical_step=step if reached == CRITICAL else None,
                     current_level=reached,
                     baseline=self.baseline,

@@ -17,7 +17,8 @@ section derived from conventional tag pairs ``train/X`` + ``<eval split>/X``:
   (``train - eval`` for higher-is-better metrics such as accuracy);
 * ``gap/X_relative``: that gap divided by ``|train mean|``;
 * ``gap/X_gl``: Prechelt's generalization loss ``100 * (E / min E so far - 1)``
-  of the eval series, for lower-is-better metrics (losses, errors);
+  of the eval series, for lower-is-better metrics (losses, errors), in runs without a
+  classification score (see metricreg.builtins.generalization for why);
 
 each judged by :func:`metricreg.manifest.conventional_health`. A second eval
 split ``test`` next to ``val`` gets ``gap/test/X`` and so on.
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from metricreg.directions import direction_of
+from metricreg.directions import direction_of, is_fraction_score
 from metricreg.health import _RANK, CRITICAL, OK, Alert, evaluate_series, level_of, worst
 from metricreg.manifest import Manifest, SeriesInfo, category_order, category_title, conventional_health
 from metricreg.spec import Health
@@ -146,8 +147,13 @@ def generalization_gaps(
     pair: GapPair,
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     evals: tuple[np.ndarray, np.ndarray, np.ndarray],
+    with_gl: bool = True,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The gap series of one pair: ``{tag: (steps, values, wall_times)}``."""
+    """The gap series of one pair: ``{tag: (steps, values, wall_times)}``.
+
+    ``with_gl=False`` (a run with a classification score) leaves GL out, as the live gap
+    metric does: a classifier's eval loss rises from over-confidence alone.
+    """
     t_steps, t_values, _ = train
     e_steps, e_values, e_walls = evals
     order = np.argsort(t_steps, kind="stable")
@@ -188,7 +194,7 @@ def generalization_gaps(
         pair.prefix: (np.array(steps, dtype=np.int64), np.array(gaps), np.array(walls)),
         pair.prefix + "_relative": (np.array(rel_steps, dtype=np.int64), np.array(rels), np.array(rel_walls)),
     }
-    if not higher:
+    if not higher and with_gl:
         gl: list[float] = []
         gl_steps: list[int] = []
         gl_walls: list[float] = []
@@ -468,9 +474,14 @@ def evaluate_run(
     pair_tags: set[str] = set()
     derived: dict[str, tuple[GapPair, tuple]] = {}
     if derive_gaps:
-        for pair in gap_pairs(arrays):
+        pairs = gap_pairs(arrays)
+        classifier = any(is_fraction_score(p.name.rsplit("/", 1)[-1]) for p in pairs) or any(
+            _is_eval_split(t.partition("/")[0]) and is_fraction_score(t.rsplit("/", 1)[-1]) for t in arrays
+        )
+        for pair in pairs:
             pair_tags.update((pair.train_tag, pair.eval_tag))
-            for tag, data in generalization_gaps(pair, arrays[pair.train_tag], arrays[pair.eval_tag]).items():
+            gaps = generalization_gaps(pair, arrays[pair.train_tag], arrays[pair.eval_tag], with_gl=not classifier)
+            for tag, data in gaps.items():
                 if tag not in arrays:  # a gap the run wrote itself wins
                     derived[tag] = (pair, data)
 

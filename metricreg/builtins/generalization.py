@@ -13,8 +13,13 @@ How it works:
   - ``gap/<name>``: eval − train for lower-is-better metrics (losses), train − eval for
     higher-is-better ones (accuracy, PSNR, ...): **positive = worse on held-out data**;
   - ``gap/<name>_relative``: that gap / |train mean|;
-  - ``gap/<name>_gl`` for loss-like names: Prechelt's generalization loss
-    GL = 100·(E_val / min E_val so far − 1).
+  - ``gap/<name>_gl`` for loss-like names, in evals without a classification score: Prechelt's
+    generalization loss GL = 100·(E_val / min E_val so far − 1) (NaN once the best is ≤ 0).
+
+  Judged: the gap of a classification score in [0, 1] (accuracy, F1, ...; critical above 0.08
+  for 3 evals) and GL (critical above 10 for 3 evals). Not judged: the relative gap (it explodes
+  as the training loss nears 0) and, for classifiers, GL (their eval loss rises from
+  over-confidence alone while accuracy holds: GL 15–40 on healthy interpolating runs).
 
   The training side is the mean of the sampled training values since the previous eval
   (of that split), so it lags the eval by half an eval interval and carries dropout /
@@ -38,10 +43,11 @@ from typing import Any
 from metricreg import arrays as A
 from metricreg.directions import (
     direction_of,
+    is_fraction_score,
     is_loss_like,
 )
 from metricreg.hookspecs import hookimpl
-from metricreg.manifest import CONVENTIONAL
+from metricreg.manifest import CONVENTIONAL, SCORE_GAP
 from metricreg.spec import Health, Metric
 
 WINDOWS_KEY = "generalization/windows"
@@ -120,6 +126,9 @@ def gap(
     windows[split] = {}  # the next window for this split starts now
     best = state.setdefault("best", {})
     primary = shared.setdefault(PRIMARY_KEY, split)  # in `shared`: state may be kept per split
+    # A classifier's eval loss rises from over-confidence alone while its accuracy holds, so GL is
+    # written only for evals without a classification score (regression, reconstruction, SSL).
+    classifier = any(is_fraction_score(name) for name in inputs.provided() if name not in EXCLUDE)
     out: dict[str, Any] = {}
     for name in inputs.provided():
         acc = window.get(name)
@@ -140,12 +149,13 @@ def gap(
         member = name if split == primary else f"{split}/{name}"
         out[member] = g
         out[f"{member}_relative"] = rel
-        if is_loss_like(name):
+        if is_loss_like(name) and not classifier:
             key = (split, name)
             prev = best.get(key)
             b = v if prev is None else xp.minimum(prev, v)
             best[key] = b
-            out[f"{member}_gl"] = 100.0 * (v / b - 1.0)
+            # Prechelt's GL assumes a positive error: undefined (NaN, not judged) once the best is <= 0.
+            out[f"{member}_gl"] = xp.where(b > 0, 100.0 * (v / xp.where(b > 0, b, 1.0) - 1.0), xp.nan)
     return out or None
 
 
@@ -183,7 +193,7 @@ _RAW = Health(
 def _health_table() -> dict[str, Health]:
     table: dict[str, Health] = {}
     for name in _COMMON:
-        table[name] = _RAW
+        table[name] = SCORE_GAP if is_fraction_score(name) else _RAW
         table[f"{name}_relative"] = CONVENTIONAL["gap/*_relative"]
         if is_loss_like(name):
             table[f"{name}_gl"] = CONVENTIONAL["gap/*_gl"]

@@ -41,11 +41,28 @@ def test_signed_gaps_relative_gaps_and_gl(fw):
     # loss: eval − train mean (2.0) → 0.5 worse on eval; accuracy: train mean (0.8) − eval → 0.2 worse.
     assert close(first["loss"], 0.5, fw.rtol) and close(first["loss_relative"], 0.25, fw.rtol)
     assert close(first["accuracy"], 0.2, fw.rtol) and close(first["accuracy_relative"], 0.25, fw.rtol)
-    assert close(first["loss_gl"], 0.0, fw.rtol, atol=1e-6)
-    assert "accuracy_gl" not in first and "batch_size" not in first
+    # A classifier (an accuracy at eval): no GL, whose rise over-confidence alone explains.
+    assert "loss_gl" not in first and "accuracy_gl" not in first and "batch_size" not in first
     # The second window holds only the samples since the first eval.
     assert close(second["loss"], 2.5, fw.rtol) and close(second["loss_relative"], 5.0, fw.rtol)
+
+
+def test_gl_for_runs_without_a_classification_score(fw):
+    train = [[{"loss": 1.0}], [{"loss": 0.5}], [{"loss": 0.4}]]
+    evals = [{"loss": 2.5, "psnr": 20.0}, {"loss": 3.0, "psnr": 19.0}, {"loss": 2.0, "psnr": 21.0}]
+    first, second, third = (values(r) for r in run(fw, train, evals))
+    assert close(first["loss_gl"], 0.0, fw.rtol, atol=1e-6)
     assert close(second["loss_gl"], 100 * (3.0 / 2.5 - 1), fw.rtol)
+    assert close(third["loss_gl"], 0.0, fw.rtol, atol=1e-6)  # a new best
+
+
+def test_gl_of_a_negative_loss_is_undefined_not_an_improvement(fw):
+    """Regression: val −0.9 → −0.3 gave GL −67 (never alarms); GL needs a positive error."""
+    train = [[{"loss": -1.0}], [{"loss": -1.0}]]
+    evals = [{"loss": -0.9}, {"loss": -0.3}]
+    _, second = (values(r) for r in run(fw, train, evals))
+    assert math.isnan(second["loss_gl"])
+    assert G.HEALTH["loss_gl"].nonfinite is None  # NaN here means "undefined", not an alert
 
 
 def test_python_numbers_and_callables():
@@ -115,5 +132,7 @@ def test_health_rules_are_the_manifest_conventions():
     assert G.HEALTH["accuracy_relative"] == CONVENTIONAL["gap/*_relative"]
     assert G.HEALTH["loss_gl"] == CONVENTIONAL["gap/*_gl"]
     assert G.HEALTH["loss"].warn_above is None
+    assert not G.HEALTH["loss_relative"].has_thresholds  # explodes as the training loss nears 0
+    assert G.HEALTH["accuracy"].critical_above == 0.08 and G.HEALTH["top1"].critical_above == 0.08
     metric = {m.name: m for m in G.METRICS}["gap"]
     assert metric.split == "gap" and metric.schedule.event == "eval"

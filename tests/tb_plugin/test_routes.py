@@ -168,8 +168,9 @@ def test_generalization_gap_without_manifest(harness, health_logdir):
     assert category["name"] == "generalization" and category["status"] == "critical"
     tags = [m["tag"] for m in category["metrics"]]
     assert "lr" not in tags  # unrelated plain scalars stay out of the tab
-    for tag in ("train/loss", "val/loss", "gap/loss", "gap/loss_relative", "gap/loss_gl", "gap/accuracy"):
+    for tag in ("train/loss", "val/loss", "gap/loss", "gap/loss_relative", "gap/accuracy"):
         assert tag in tags
+    assert "gap/loss_gl" not in tags  # a classifier (an accuracy): its eval loss rise is not judged
     gap = _series(detail, "gap/loss")
     assert gap["derived"] is True and gap["derived_from"] == ["train/loss", "val/loss"]
     assert gap["title"] == "loss gap" and _series(detail, "val/loss")["title"] == "loss (val)"
@@ -178,12 +179,12 @@ def test_generalization_gap_without_manifest(harness, health_logdir):
     assert gap["steps"][0] == 19
     assert gap["values"][0] == pytest.approx(np.float32(0.3) - np.mean(train), rel=1e-5)
     relative = _series(detail, "gap/loss_relative")
-    assert relative["status"] == "critical" and relative["thresholds"]["critical_above"] == 1.0
+    # Informational: it explodes as the training loss nears 0.
+    assert relative["status"] == "ok" and not any(relative["thresholds"].values())
     accuracy = _series(detail, "gap/accuracy")
     assert accuracy["values"][-1] > 0  # train accuracy above val accuracy: positive = worse
-    gl = _series(detail, "gap/loss_gl")
-    assert gl["values"][0] == 0.0 and gl["status"] == "critical"
-    assert any(a["tag"] == "gap/loss_relative" and a["level"] == "critical" for a in detail["alerts"])
+    assert accuracy["status"] == "critical" and accuracy["thresholds"]["critical_above"] == 0.08
+    assert [a["tag"] for a in detail["alerts"] if a["level"] == "critical"] == ["gap/accuracy"]
 
 
 def test_display_smoothing_never_changes_the_verdict(harness, health_logdir):

@@ -94,14 +94,28 @@ def test_generalization_gap_arithmetic():
     assert gap.values.tolist() == pytest.approx([3 - 8 / 3, 3.0])
     assert gap.wall_times.tolist() == [10.0, 11.0]
     assert got["gap/loss_relative"].values.tolist() == pytest.approx([(3 - 8 / 3) / (8 / 3), 3.0])
-    # Prechelt GL: 100 * (E / min E so far - 1) = 0, then 100 * (4 / 3 - 1)
-    assert got["gap/loss_gl"].values.tolist() == pytest.approx([0.0, 100 / 3])
-    assert got["gap/loss_gl"].status == "critical" and got["gap/loss_relative"].status == "critical"
-    # accuracy: train mean(0.8, 0.9) - val 0.6 = +0.25 (positive = worse)
+    assert got["gap/loss_relative"].status == "ok"  # informational
+    # accuracy: train mean(0.8, 0.9) - val 0.6 = +0.25 (positive = worse), a single point: no alert yet
     assert got["gap/acc"].values.tolist() == pytest.approx([0.25])
-    assert "gap/acc_gl" not in got  # GL only for lower-is-better metrics
+    assert "gap/acc_gl" not in got and "gap/loss_gl" not in got  # a classifier: no GL at all
     assert got["train/loss"].category == "generalization" and got["train/loss"].status == "none"
-    assert verdict.status == "critical" and not verdict.has_manifest and verdict.derived_gaps
+    assert not verdict.has_manifest and verdict.derived_gaps
+
+
+def test_gl_and_a_rising_eval_loss_without_a_classification_score():
+    steps = list(range(0, 60))
+    series = {
+        "train/loss": (steps, [1.0 / (1 + s) for s in steps], [0.0] * 60),
+        "val/loss": ([9, 19, 29, 39, 49, 59], [3.0, 2.0, 2.1, 2.3, 2.5, 2.6], [0.0] * 6),
+    }
+    verdict = evaluate_run("r", None, series)
+    gl = next(m for m in verdict.metrics if m.tag == "gap/loss_gl")
+    # Prechelt GL: 100 * (E / min E so far - 1)
+    assert gl.values.tolist() == pytest.approx([0.0, 0.0, 5.0, 15.0, 25.0, 30.0])
+    # Warn above 5 for 3 evals: from step 49 (5.0000001, 15, 25); critical above 10 for 3: at step 59.
+    (alert,) = verdict.alerts
+    assert (alert.tag, alert.level, alert.first_step, alert.critical_step) == ("gap/loss_gl", "critical", 49, 59)
+    assert "warn since step 49 (value then 25), critical from step 59" in alert.message
 
 
 def test_nan_in_training_window_makes_the_gap_nonfinite():
