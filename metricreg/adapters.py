@@ -113,6 +113,18 @@ def named_parameters(obj: Any, trainable_only: bool = False) -> list[tuple[str, 
     return [(_clean(n), a) for n, a in named_arrays(obj)]
 
 
+def embedding_parameter_names(obj: Any) -> set[str]:
+    """Names (as :func:`named_parameters` gives them) of a torch module's embedding tables."""
+    if not is_torch_module(obj):
+        return set()
+    out = set()
+    for prefix, module in obj.named_modules():
+        if "Embedding" in type(module).__name__:
+            for name, _ in module.named_parameters(recurse=False):
+                out.add(_clean(f"{prefix}.{name}" if prefix else name))
+    return out
+
+
 def named_grads(obj: Any) -> list[tuple[str, Any]] | None:
     """(name, gradient) of a torch module's parameters that have a ``.grad``.
 

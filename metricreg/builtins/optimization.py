@@ -184,7 +184,7 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     return result
 
 
-def dead_units(grads: Any) -> Any:
+def dead_units(grads: Any, model: Any = None) -> Any:
     """Fraction of units (rows of every ≥ 2-D weight gradient) whose gradient is exactly zero.
 
     A ReLU unit that is inactive for every sample of the batch passes no gradient to its
@@ -195,10 +195,11 @@ def dead_units(grads: Any) -> Any:
     named = adapters.named_grads(grads) if grads is not None else None
     if not named:
         return None
+    tables = adapters.embedding_parameter_names(model if model is not None else grads)
     dead = None
     total = 0
     for name, g in named:
-        if len(g.shape) < 2 or "embed" in name.lower():
+        if len(g.shape) < 2 or name in tables or "embed" in name.lower():
             continue
         xp = A.namespace(g)
         rows = xp.reshape(g, (g.shape[0], -1))

@@ -25,6 +25,8 @@ tag (``train/…``)                  rule
 ``stability/plateau``              steps since the smoothed loss last improved, PyTorch
                                    ``ReduceLROnPlateau`` rel rule: improved when L̃ < best·(1 − 1e-4), L̃ the
                                    TensorBoard debiased EMA (weight 0.8) of the loss sampled every 50 steps.
+``<eval split>/stability/eval_drop/<score>``  best eval value so far minus this one, for each classification
+                                   score in [0, 1] given to ``mon.eval`` (accuracy, F1, ...).
 ``<eval split>/stability/eval_plateau``  evaluations since the eval loss last improved (same rule, raw).
 ``stability/loss_trend``           least-squares slope of the last 20 samples (every 50 steps: 1,000 steps),
                                    per 1,000 steps, relative to the mean |loss|: > 0 means rising.
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from metricreg import arrays as A
+from metricreg.directions import is_fraction_score
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
@@ -205,6 +208,31 @@ def progress_lost(loss: Any, state: dict | None = None) -> Any:
     return xp.where(meaningful, lost, 0.0)
 
 
+def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
+    """How far each classification score of this eval lies below its best eval so far.
+
+    A score in [0, 1] (accuracy, F1, ...) that falls well below its best is held-out damage,
+    whatever caused it: a learning rate raised too far, a diverging or corrupted run, a
+    distribution shift. Overfitting moves it a little; healthy runs stay within a few points.
+    """
+    state = {} if state is None else state
+    best: dict = state.setdefault("best", {})
+    out: dict[str, Any] = {}
+    for name in inputs.provided():
+        if not is_fraction_score(name):
+            continue
+        raw = inputs[name]
+        if raw is None or not A.is_scalar_like(raw):
+            continue
+        value = scalar_loss(raw)
+        xp = _ns(value)
+        prev = best.get(name)
+        top = value if prev is None else xp.where(xp.isfinite(value), xp.maximum(prev, value), prev)
+        best[name] = top
+        out[name] = top - value
+    return out or None
+
+
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
@@ -321,6 +349,18 @@ HEALTH_PLATEAU = Health(
     remedy="Training has stalled: decay the learning rate (or use ReduceLROnPlateau), check that the "
     "learning rate has not already decayed to ~0, or stop if validation metrics have converged too.",
 )
+HEALTH_EVAL_DROP = Health(
+    category="stability",
+    critical_above=0.1,
+    persistence=2,
+    direction="lower_is_better",
+    title="eval score below its best",
+    description="Best eval value so far minus this eval's, for classification scores in [0, 1] (accuracy, "
+    "F1, ...): critical 0.1 (10 points) below the best for 2 evals. Healthy calibration runs stay within "
+    "0.04; a learning rate raised 10× or a NaN takes 0.3–0.9.",
+    remedy="Held-out performance collapsed from its best: the learning rate is too high (or was raised), "
+    "training diverged, or the data changed. Resume from the best checkpoint with a lower learning rate.",
+)
 HEALTH_EVAL_PLATEAU = Health(
     category="stability",
     direction="lower_is_better",
@@ -380,6 +420,13 @@ METRICS = [
         every=PLATEAU_EVERY,
         health=HEALTH_PLATEAU,
         description=HEALTH_PLATEAU.description,
+    ),
+    Metric(
+        "stability/eval_drop",
+        compute=eval_drop,
+        every="eval",
+        health=HEALTH_EVAL_DROP,
+        description=HEALTH_EVAL_DROP.description,
     ),
     Metric(
         "stability/eval_plateau",

@@ -188,3 +188,28 @@ def test_nothing_matched_is_said_once(caplog):
         ema(torch.nn.Linear(3, 5), torch.nn.Linear(7, 2), step=0, state=state, momentum=0.99)
         ema(torch.nn.Linear(3, 5), torch.nn.Linear(7, 2), step=100, state=state, momentum=0.99)
     assert sum("no parameter of `ema_model` matches" in r.message for r in caplog.records) == 1
+
+
+def test_frozen_teacher_is_flagged_at_the_first_due_point():
+    import copy
+
+    import torch
+
+    from metricreg.builtins.ema import HEALTH, ema
+
+    torch.manual_seed(0)
+    student = torch.nn.Linear(6, 6)
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        student.weight.add_(0.1)
+    assert float(ema(student, teacher, step=100, state={}, momentum=1.0)["frozen"]) == 1.0
+    assert float(ema(student, teacher, step=100, state={}, momentum=0.996)["frozen"]) == 0.0
+    # m = 0: the teacher *is* the student, which is not a frozen teacher.
+    assert float(ema(student, copy.deepcopy(student), step=100, state={}, momentum=0.0)["frozen"]) == 0.0
+    # Without momentum: a measured displacement of 0 between two due steps.
+    state: dict = {}
+    assert "frozen" not in ema(student, teacher, step=100, state=state)  # nothing measured yet
+    with torch.no_grad():
+        student.weight.add_(0.1)  # the student trains on, the teacher does not follow
+    assert float(ema(student, teacher, step=200, state=state)["frozen"]) == 1.0
+    assert HEALTH["frozen"].critical_above == 0.5 and HEALTH["frozen"].persistence == 1

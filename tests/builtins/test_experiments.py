@@ -161,9 +161,10 @@ def test_dimensional_collapse(collapse_runs):
     assert final < 0.6 * at(s, "train/collapse/rankme", 0)  # the trend: 16 → 8
     assert 0.35 * D < d["rankme"] < 0.65 * D and d["near_zero"] >= 6
     levels = {(a.tag, a.level) for a in run["alerts"]}
-    # Half the directions are gone for good (variance ~1e-7 of the rest): a warning. The rank itself
-    # halved too, but healthy BYOL runs also lose ~45% of their initial rank, so rank falls alone stay quiet.
-    assert levels == {("train/collapse/near_zero_ratio", "warn")}
+    # Not judged: half the directions are gone (variance ~1e-7 of the rest) and the rank halved, but
+    # healthy BYOL, DINO and VICReg runs also lose 45-85% of their initial rank and leave 25-50% of
+    # their directions below 1e-3 σ₁ (docs/metrics.md), so a rank fall alone is no verdict.
+    assert levels == set()
 
 
 def test_complete_collapse(collapse_runs):

@@ -120,3 +120,19 @@ def test_histograms_are_proportional_samples(fw):
     assert 0 < (sample == 0).sum() <= 0.01 * len(sample)  # the small tensor keeps its share
     small = np.asarray(O.weight_histogram(fw.tree(grads_tree())))
     assert small.shape == (32 + 4 + 8,)
+
+
+def test_dead_units_counts_weight_rows_without_gradient():
+    import torch
+
+    from metricreg.builtins.optimization import dead_units
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].bias[:6] = -100.0  # 6 of 8 hidden units never fire
+    net(torch.randn(32, 4)).sum().backward()
+    # Rows: 8 (first layer, 6 dead) + 3 (output layer, alive) -> 6 / 11.
+    assert float(dead_units(net)) == pytest.approx(6 / 11)
+    emb = torch.nn.Embedding(10, 4)
+    emb(torch.tensor([1, 2])).sum().backward()
+    assert dead_units(emb) is None  # embedding rows of absent tokens are zero by design

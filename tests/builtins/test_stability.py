@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from metricreg.builtins import stability as S
 from tests.builtins.conftest import close, value, values
@@ -83,3 +84,45 @@ def test_loss_trend_is_a_relative_least_squares_slope(fw):
     slope = np.polyfit(steps, losses, 1)[0]
     assert close(value(got), slope * 1000 / np.mean(np.abs(losses)), fw.rtol)
     assert S.loss_trend(1.0, 0, {}) is None  # needs 3 points
+
+
+def test_progress_lost_is_scale_free_and_quiet_until_the_run_has_learned(fw):
+    def run(losses):
+        state: dict = {}
+        return [value(S.progress_lost(fw.array(np.float64(x)), state)) for x in losses]
+
+    learn = [2.3] * 5 + list(np.linspace(2.3, 0.1, 40)) + [0.1] * 20
+    healthy = run(learn + [0.1] * 40)
+    diverged = run(learn + [2.3] * 40)
+    assert max(healthy) < 0.01
+    assert diverged[-1] > 0.9  # back where it started
+    # The same shape on a negative-cosine loss in [-1, 0] (scale-free) ...
+    assert run([-0.1] * 5 + [-0.9] * 30 + [-0.1] * 30)[-1] > 0.9
+    # ... and a run that never learned reads 0, not "diverged".
+    assert max(run([2.3 + 0.01 * (i % 3) for i in range(60)])) == 0.0
+    assert S.HEALTH_PROGRESS.critical_above == 0.5 and S.HEALTH_PROGRESS.nonfinite is None
+
+
+def test_spikes_ignore_tripling_a_near_zero_loss(fw):
+    state: dict = {}
+    flags = []
+    losses = [2.3] * 5 + [0.001] * 20 + [0.004] + [0.001] * 5 + [1.5]
+    for x in losses:
+        flags.append(value(S.spikes(fw.array(np.float64(x)), state)["detected"]))
+    assert flags[25] == 0.0  # 4x a loss of 0.001 moves it by 0.003: noise, not a spike
+    assert flags[-1] == 1.0  # 0.001 -> 1.5 is a spike (more than 5% of the initial 2.3)
+
+
+def test_eval_drop_measures_the_fall_of_each_score_from_its_best():
+    from metricreg.inputs import Inputs
+
+    state: dict = {}
+
+    def ev(**raw):
+        return S.eval_drop(Inputs(raw, {}, {"step": 0, "event": "eval", "shared": {}}), state)
+
+    assert ev(loss=0.5, accuracy=0.9) == {"accuracy": 0.0}
+    assert ev(loss=0.4, accuracy=0.95)["accuracy"] == 0.0
+    out = ev(loss=2.3, accuracy=0.1, f1=0.1)
+    assert out["accuracy"] == pytest.approx(0.85) and out["f1"] == 0.0
+    assert ev(loss=0.3) is None  # no classification score: nothing to judge
