@@ -27,6 +27,7 @@ A bad file raises :class:`MappingError` naming the file and the entry.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import importlib
@@ -119,7 +120,7 @@ def _health(where: str, entry: Any) -> Health:
     if rule_name is not None:
         rules = builtin_rules()
         if not isinstance(rule_name, str) or rule_name not in rules:
-            near = [n for n in sorted(rules) if isinstance(rule_name, str) and n.endswith(rule_name.split("/")[-1])]
+            near = difflib.get_close_matches(rule_name, list(rules), n=3) if isinstance(rule_name, str) else []
             hint = f" (did you mean {', '.join(near[:5])}?)" if near else " (`metricreg plugins` lists the rules)"
             raise MappingError(f"{where}: no built-in rule named {rule_name!r}{hint}")
         base = rules[rule_name].to_dict()

@@ -297,6 +297,33 @@ def test_new_run_and_new_data_show_after_reload(make_harness, copy_logdir, healt
     assert h.run("late")["status"] == "critical"
 
 
+def test_etags_answer_304_until_the_run_changes(make_harness, copy_logdir, health_logdir, writers):
+    logdir = copy_logdir(health_logdir.healthy)
+    writers.quality(os.path.join(logdir, "late"), [0.9] * 10)
+    h = make_harness(logdir)
+    resp = h.get(PREFIX + "run", query_string={"run": "late"})
+    detail = json.loads(resp.get_data(as_text=True))
+    run_tag = resp.headers["ETag"]
+    assert run_tag == f'"{detail["fingerprint"]}"'
+    rows = _by_run(h.runs())
+    assert rows["late"]["fingerprint"] == detail["fingerprint"]  # /runs and /run agree on a run's fingerprint
+    runs_tag = h.get(PREFIX + "runs").headers["ETag"]
+    for path, query, tag in (("run", {"run": "late"}, run_tag), ("runs", {}, runs_tag)):
+        again = h.get(PREFIX + path, query_string=query, headers={"If-None-Match": tag})
+        assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == tag
+        assert h.get(PREFIX + path, query_string=query, headers={"If-None-Match": '"other"'}).status_code == 200
+    # New points in one run: its fingerprint and the /runs ETag change, its neighbour's do not.
+    writers.quality(os.path.join(logdir, "late"), [0.9] * 10 + [0.1] * 5)
+    h.reload()
+    resp = h.get(PREFIX + "run", query_string={"run": "late"}, headers={"If-None-Match": run_tag})
+    assert resp.status_code == 200 and resp.headers["ETag"] != run_tag
+    assert json.loads(resp.get_data(as_text=True))["status"] == "critical"
+    assert h.get(PREFIX + "runs", headers={"If-None-Match": runs_tag}).status_code == 200
+    new_rows = _by_run(h.runs())
+    assert new_rows["late"]["fingerprint"] != rows["late"]["fingerprint"]
+    assert new_rows[health_logdir.healthy]["fingerprint"] == rows[health_logdir.healthy]["fingerprint"]
+
+
 def test_truncated_and_garbage_event_files(make_harness, copy_logdir, health_logdir):
     logdir = copy_logdir(health_logdir.diverged, health_logdir.healthy)
     run_dir = os.path.join(logdir, health_logdir.diverged)
