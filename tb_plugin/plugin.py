@@ -140,6 +140,35 @@ class _LRU:
             self._weight = 0
 
 
+class HealthLoader(base_plugin.TBLoader):
+    """TensorBoard's entry point: adds ``--metricreg_mapping`` and builds the plugin.
+
+    ``tensorboard --logdir runs --metricreg_mapping tags.toml`` points rules at a user's own tag
+    names (see :mod:`metricreg.mapping`); without it ``$METRICREG_MAPPING`` or
+    ``<logdir>/metricreg.toml`` applies.
+    """
+
+    plugin_name = PLUGIN_NAME
+
+    def define_flags(self, parser: Any) -> None:
+        parser.add_argument(
+            "--metricreg_mapping",
+            metavar="FILE",
+            type=str,
+            default="",
+            help="Health tab: a TOML file giving metricreg health rules to your own tag names "
+            "(default: $METRICREG_MAPPING, else <logdir>/metricreg.toml).",
+        )
+
+    def fix_flags(self, flags: Any) -> None:
+        path = getattr(flags, "metricreg_mapping", "")
+        if path and not os.path.isfile(path):
+            raise base_plugin.FlagsError(f"--metricreg_mapping: no such file: {path}")
+
+    def load(self, context: base_plugin.TBContext) -> HealthPlugin:
+        return HealthPlugin(context)
+
+
 class HealthPlugin(base_plugin.TBPlugin):
     """TensorBoard plugin ``metricreg_health``: the Health tab."""
 

@@ -205,3 +205,24 @@ def test_plain_logdir_on_a_real_server(tensorboard_server, plain_logdir, load_fa
     for run in LAYOUTS:
         assert rows[run]["categories"] == {"generalization": "critical"}, (load_fast, run)
     assert rows["keras_healthy"]["status"] == "ok"
+
+
+def test_mapping_flag_on_a_real_server(tensorboard_server, tmp_path):
+    """``tensorboard --metricreg_mapping FILE``: the flag comes from the plugin's entry point."""
+    pytest.importorskip("torch")
+    write_own_tags(str(tmp_path / "logs"))
+    mapping = tmp_path / "tags.toml"
+    mapping.write_text(MAPPING)
+    server = tensorboard_server(str(tmp_path / "logs"), "false", "--metricreg_mapping", str(mapping))
+    server.wait_for_tab()
+    row = _by_run(server.wait_for_runs(["seeds"]))["seeds"]
+    assert row["categories"]["collapse"] == "critical" and row["has_manifest"] is False
+
+
+def test_mapping_flag_names_a_missing_file(tmp_path):
+    from tensorboard import default, program
+    from tensorboard.plugins import base_plugin
+
+    tb = program.TensorBoard(plugins=default.get_plugins())
+    with pytest.raises(base_plugin.FlagsError, match="--metricreg_mapping: no such file: .*nope.toml"):
+        tb.configure(argv=[None, "--logdir", str(tmp_path), "--metricreg_mapping", str(tmp_path / "nope.toml")])

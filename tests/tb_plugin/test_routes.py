@@ -483,6 +483,8 @@ def test_entry_module_is_cheap_and_registered():
         "(ep,) = [e for e in entry_points(group='tensorboard_plugins') if e.name == 'metricreg_health']\n"
         "cls = ep.load()\n"
         "assert cls.plugin_name == 'metricreg_health', cls\n"
+        "from tensorboard.plugins import base_plugin\n"
+        "assert issubclass(cls, base_plugin.TBLoader), cls\n"
         "heavy = [m for m in ('torch', 'numpy', 'jax', 'tensorflow', 'grpc') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "from tensorboard import default\n"
