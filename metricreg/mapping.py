@@ -178,7 +178,7 @@ def find_mapping(logdir: str | os.PathLike[str] | None, explicit: str | None = N
     env = os.environ.get(ENV_VAR)
     if env:
         return env
-    if logdir is not None and not str(logdir).startswith(("gs://", "s3://", "hdfs://")):
+    if logdir and "://" not in str(logdir):  # local logdirs only (not gs://, s3://, ...)
         candidate = os.path.join(os.fspath(logdir), FILE_NAME)
         if os.path.isfile(candidate):
             return candidate
