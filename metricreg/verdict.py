@@ -654,7 +654,9 @@ def judge_run(
     if problems:
         return unreadable_run(run, "; ".join(problems), has_manifest)
     try:
-        return evaluate_run(run, manifest, series, errors, smoothing, **kwargs)
+        verdict = evaluate_run(run, manifest, series, errors, smoothing, **kwargs)
+        verdict.summary()  # everything a listing shows must render too (alert messages, errors)
+        return verdict
     except Exception as exc:  # isolation is the point: the reason names the culprit
         return unreadable_run(run, f"{type(exc).__name__}: {exc}", has_manifest)
 

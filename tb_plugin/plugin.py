@@ -603,7 +603,12 @@ class HealthPlugin(base_plugin.TBPlugin):
             if verdict is None:
                 data = self._load(ctx, eid, {run: (scalar_tags, tensor_tags, fingerprint)}, mapping)[run]
                 verdict = self._evaluate(eid, run, fingerprint, data, mapping)
-            body = verdict.to_dict(downsample)
+            try:
+                body = verdict.to_dict(downsample)
+            except Exception as exc:  # one run's odd data never becomes a 500
+                from metricreg.verdict import unreadable_run
+
+                body = unreadable_run(run, f"{type(exc).__name__}: {exc}", verdict.has_manifest).to_dict()
             body["fingerprint"] = fingerprint
             text = json.dumps(json_util.Cleanse(body))
             self._details.put(key, fingerprint, text)
