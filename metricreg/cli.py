@@ -243,13 +243,13 @@ def build_report(
     """
     from metricreg.health import worst
     from metricreg.mapping import find_mapping, load_mapping
-    from metricreg.reader import find_runs, read_run
-    from metricreg.verdict import UNREADABLE, has_conventional_tags
+    from metricreg.reader import borrow_validation, find_runs, read_run
+    from metricreg.verdict import UNREADABLE, has_conventional_tags, keras_siblings
 
     _check_logdir(logdir)
     if mapping is None:
         mapping = load_mapping(find_mapping(logdir))
-    found = find_runs(logdir)
+    found = every_run = find_runs(logdir)
     if not found:
         raise UsageError(f"no runs under {logdir!r}: it holds no TensorBoard event files")
     if runs:
@@ -258,8 +258,12 @@ def build_report(
             raise UsageError(f"no run under {logdir!r} matches --run {' '.join(runs)}")
     reports = []
     skipped = []
+    siblings = keras_siblings(every_run)
     for name, path in found.items():
         data = read_run(path, name)
+        sibling = siblings.get(name)
+        if sibling is not None:  # Keras: <dir>/train judged with <dir>/validation's series
+            borrow_validation(data, read_run(every_run[sibling], sibling))
         if not data.has_manifest and not data.problems and not has_conventional_tags(data.series, mapping):
             skipped.append(name)
             continue

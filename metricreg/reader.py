@@ -148,6 +148,16 @@ def _read_run(path: str, run: str | None) -> RunData:
     return data
 
 
+def borrow_validation(data: RunData, validation: RunData) -> None:
+    """Keras' ``<dir>/train`` run takes its ``<dir>/validation`` sibling's series as ``epoch_val_X``."""
+    from metricreg.verdict import keras_eval_tag
+
+    for tag, series in validation.series.items():
+        target = keras_eval_tag(tag)
+        if target is not None and target not in data.series:
+            data.series[target] = series
+
+
 def iter_logdir(logdir: str | os.PathLike[str]) -> Iterator[RunData]:
     for run, path in find_runs(logdir).items():
         yield read_run(path, run)

@@ -191,6 +191,30 @@ def gap_pairs(tags: Iterable[str], mapping: TagMapping | None = None) -> list[Ga
     return pairs
 
 
+def keras_siblings(runs: Iterable[str]) -> dict[str, str]:
+    """``{train run: validation run}`` for Keras' default layout: ``<dir>/train`` + ``<dir>/validation``.
+
+    The Keras TensorBoard callback writes ``epoch_loss`` into both run directories; the train
+    run then borrows the validation series as ``epoch_val_X`` (see :func:`keras_eval_tag`), which
+    is the one-run Keras layout the gap rules already pair.
+    """
+    runs = set(runs)
+    out = {}
+    for run in runs:
+        if run == "train" or run.endswith("/train"):
+            sibling = run[: -len("train")] + "validation"
+            if sibling in runs:
+                out[run] = sibling
+    return out
+
+
+def keras_eval_tag(tag: str) -> str | None:
+    """The name a Keras validation-run tag takes in its train run: ``epoch_loss`` -> ``epoch_val_loss``."""
+    if tag.startswith("epoch_") and not tag.startswith("epoch_val_") and len(tag) > len("epoch_"):
+        return "epoch_val_" + tag[len("epoch_") :]
+    return None
+
+
 def plain_tags(tags: Iterable[str], mapping: TagMapping | None = None) -> set[str]:
     """The tags a run without a manifest is judged on: conventional, mapped and paired ones."""
     tags = list(tags)

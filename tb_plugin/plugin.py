@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from tensorboard.plugins import base_plugin
 
@@ -70,6 +70,34 @@ _STATIC_FILES = {
 _JSON = "application/json"
 ACTIVE_TTL_S = 15.0  # how long is_active trusts its last look at the logdir
 ACTIVE_WAIT_S = 0.5  # how long one is_active call may wait for a fresh look (TensorBoard times it)
+
+
+class Borrowed(NamedTuple):
+    """A series a run takes from a sibling run (Keras' validation run), in place of a ScalarDatum."""
+
+    step: int
+    wall_time: float
+    run: str
+    tag: str
+
+
+def _with_siblings(scalars: dict) -> dict:
+    """Keras writes ``<dir>/train`` and ``<dir>/validation``: the train run borrows the validation
+    series as ``epoch_val_X`` so that its gap can be judged (the validation run stays as it is)."""
+    from metricreg.verdict import keras_eval_tag, keras_siblings
+
+    pairs = keras_siblings(scalars)
+    if not pairs:
+        return scalars
+    out = dict(scalars)
+    for train, validation in pairs.items():
+        merged = dict(scalars[train])
+        for tag, datum in scalars[validation].items():
+            target = keras_eval_tag(tag)
+            if target is not None and target not in merged:
+                merged[target] = Borrowed(datum.step, datum.wall_time, validation, tag)
+        out[train] = merged
+    return out
 
 
 def _digest(value: Any) -> str:
@@ -312,7 +340,7 @@ class HealthPlugin(base_plugin.TBPlugin):
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> tuple[dict, dict]:
+    def _listing(self, ctx: Any, eid: str, runs: list[str] | None = None) -> tuple[dict, dict]:
         """({run: {tag: last ScalarDatum}}, {run: {tag: TensorTimeSeries}} of this plugin).
 
         The last datum of each scalar series (the loaders always keep the newest point)
@@ -323,10 +351,10 @@ class HealthPlugin(base_plugin.TBPlugin):
         from tensorboard.data import provider
 
         dp = self._data_provider
-        flt = provider.RunTagFilter(runs=[run]) if run is not None else None
+        flt = provider.RunTagFilter(runs=runs) if runs is not None else None
         scalars = dp.read_last_scalars(ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, run_tag_filter=flt) or {}
         tensors = dp.list_tensors(ctx, experiment_id=eid, plugin_name=PLUGIN_NAME, run_tag_filter=flt) or {}
-        return scalars, tensors
+        return _with_siblings(scalars), tensors
 
     @staticmethod
     def _fingerprint(scalar_tags: dict, tensor_tags: dict, mapping: Any) -> str:
@@ -485,13 +513,33 @@ class HealthPlugin(base_plugin.TBPlugin):
             return out
         metas = self._read_meta(ctx, eid, [r for r, (_, tensors, _) in stale.items() if tensors])
         wanted: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
         for run, (scalar_tags, _tensors, _) in stale.items():
             meta = metas.get(run)
             has_manifest = meta[0].present if meta else False
-            wanted[run] = tags = self._wanted_tags(scalar_tags, has_manifest, mapping)
-            sizes[run] = sum(min(self._scalar_estimate, max(scalar_tags[t].step, 0) + 1) for t in tags)
-        series = self._read_series(ctx, eid, wanted, sizes)
+            wanted[run] = self._wanted_tags(scalar_tags, has_manifest, mapping)
+        # Borrowed series (Keras' validation run) are read from their own run, then renamed.
+        reads: dict[str, set[str]] = {}
+        read_sizes: dict[str, int] = {}
+        renames: list[tuple[str, str, str, str]] = []  # (run, tag, source run, source tag)
+        for run, tags in wanted.items():
+            scalar_tags = stale[run][0]
+            for tag in tags:
+                datum = scalar_tags[tag]
+                source, source_tag = (datum.run, datum.tag) if isinstance(datum, Borrowed) else (run, tag)
+                if source != run:
+                    renames.append((run, tag, source, source_tag))
+                reads.setdefault(source, set()).add(source_tag)
+                points = min(self._scalar_estimate, max(datum.step, 0) + 1)
+                read_sizes[source] = read_sizes.get(source, 0) + points
+        read = self._read_series(ctx, eid, {r: sorted(t) for r, t in reads.items()}, read_sizes)
+        series: dict[str, dict] = {run: {} for run in stale}
+        for run, tags in wanted.items():
+            for tag in tags:
+                if tag in read.get(run, {}) and not isinstance(stale[run][0][tag], Borrowed):
+                    series[run][tag] = read[run][tag]
+        for run, tag, source, source_tag in renames:
+            if source_tag in read.get(source, {}):
+                series[run][tag] = read[source][source_tag]
         from metricreg.manifest import Manifest
 
         for run, (_, tensor_tags, fingerprint) in stale.items():
@@ -588,7 +636,12 @@ class HealthPlugin(base_plugin.TBPlugin):
         if self._data_provider is None:
             raise errors.NotFoundError(f"no run named {run[:200]!r}")
         mapping, _ = self._mapping()
-        scalars, tensors = self._listing(ctx, eid, run)
+        from metricreg.verdict import keras_siblings
+
+        sibling = run[: -len("train")] + "validation" if run == "train" or run.endswith("/train") else None
+        scalars, tensors = self._listing(ctx, eid, [run] if sibling is None else [run, sibling])
+        if sibling is not None and not keras_siblings(scalars):
+            scalars = {run: scalars.get(run, {})}
         scalar_tags, tensor_tags = scalars.get(run, {}), tensors.get(run, {})
         if not (scalar_tags or tensor_tags) or not self._listed(scalar_tags, tensor_tags, mapping):
             raise errors.NotFoundError(f"no run named {run[:200]!r} with health data")

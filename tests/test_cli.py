@@ -379,15 +379,17 @@ def test_report_on_a_damaged_event_file_is_exit_2(tmp_path, capsys):
 
 def test_report_plain_layouts_and_mapping(tmp_path, capsys):
     pytest.importorskip("torch")
-    from tests.tb_plugin.test_plain_logdirs import LAYOUTS, MAPPING, write_layout, write_own_tags
+    from tests.tb_plugin.test_plain_logdirs import LAYOUTS, MAPPING, write_keras_dirs, write_layout, write_own_tags
 
     for run, (train_tag, eval_tag, extra) in LAYOUTS.items():
         write_layout(str(tmp_path), run, train_tag, eval_tag, extra)
+    write_keras_dirs(str(tmp_path))
     write_own_tags(str(tmp_path))
     code, out, _ = run_cli(capsys, "report", str(tmp_path), "--json", "--fail-on", "critical")
     report = json.loads(out)
-    assert code == 1 and sorted(report["failing"]) == sorted(LAYOUTS)
-    assert report["skipped"] == ["seeds"]  # its own tag names mean nothing without a mapping
+    assert code == 1 and sorted(report["failing"]) == sorted([*LAYOUTS, "keras_dirs/train"])
+    # Its own tag names mean nothing without a mapping; Keras' validation run is judged with its train run.
+    assert report["skipped"] == ["keras_dirs/validation", "seeds"]
     mapping = tmp_path.parent / "mapping.toml"
     mapping.write_text(MAPPING)
     code, out, _ = run_cli(capsys, "report", str(tmp_path), "--json", "--mapping", str(mapping), "--run", "seeds")

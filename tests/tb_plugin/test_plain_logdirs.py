@@ -47,6 +47,21 @@ def write_layout(logdir: str, run: str, train_tag: str, eval_tag: str, extra=(),
     writer.close()
 
 
+def write_keras_dirs(logdir: str, run: str = "keras_dirs", overfit: bool = True) -> None:
+    """The Keras TensorBoard callback's default: ``<run>/train`` and ``<run>/validation``, tag ``epoch_loss``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    train = SummaryWriter(os.path.join(logdir, run, "train"))
+    validation = SummaryWriter(os.path.join(logdir, run, "validation"))
+    for epoch in range(20):
+        train.add_scalar("epoch_loss", _train(10 * epoch), epoch)
+        train.add_scalar("epoch_learning_rate", 0.001, epoch)
+        validation.add_scalar("epoch_loss", _val(10 * epoch, overfit), epoch)
+        validation.add_scalar("evaluation_loss_vs_iterations", _val(10 * epoch, overfit), 100 * epoch)
+    train.close()
+    validation.close()
+
+
 def write_own_tags(logdir: str, run: str = "seeds") -> None:
     """The tags a hand-written training loop might use (the seeds' collapse/std, ema/momentum, ...)."""
     from torch.utils.tensorboard import SummaryWriter
@@ -88,6 +103,7 @@ def plain_logdir(tmp_path_factory) -> str:
     for run, (train_tag, eval_tag, extra) in LAYOUTS.items():
         write_layout(logdir, run, train_tag, eval_tag, extra)
     write_layout(logdir, "keras_healthy", "epoch_loss", "epoch_val_loss", overfit=False)
+    write_keras_dirs(logdir)
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(os.path.join(logdir, "unrelated"))  # nothing a rule can judge
@@ -117,12 +133,24 @@ def test_plain_layouts_get_verdicts_and_enable_the_tab(make_harness, plain_logdi
     h = make_harness(plain_logdir)
     _wait_enabled(h)
     rows = _by_run(h.runs())
-    assert set(rows) == {*LAYOUTS, "keras_healthy"}  # "unrelated" is not listed
+    assert set(rows) == {*LAYOUTS, "keras_healthy", "keras_dirs/train"}  # not "unrelated", not a validation run
     for run in LAYOUTS:
         assert rows[run]["has_manifest"] is False, run
         assert rows[run]["categories"] == {"generalization": "critical"}, run
         assert rows[run]["worst_alert"]["tag"].startswith("gap/loss"), run
     assert rows["keras_healthy"]["status"] == "ok" and rows["keras_healthy"]["alert_count"] == 0
+    assert rows["keras_dirs/train"]["categories"] == {"generalization": "critical"}
+
+
+def test_keras_train_run_borrows_its_validation_sibling(make_harness, plain_logdir):
+    h = make_harness(plain_logdir)
+    detail = h.run("keras_dirs/train")
+    (category,) = detail["categories"]
+    metrics = {m["tag"]: m for m in category["metrics"]}
+    assert metrics["gap/loss"]["derived_from"] == ["epoch_loss", "epoch_val_loss"]
+    assert metrics["epoch_val_loss"]["values"][-1] == pytest.approx(_val(190, True), rel=1e-6)
+    assert len(metrics["epoch_val_loss"]["steps"]) == 20
+    assert h.get(PREFIX + "run", query_string={"run": "keras_dirs/validation"}).status_code == 404
 
 
 @pytest.mark.parametrize("run", sorted(LAYOUTS))
@@ -200,8 +228,9 @@ def test_plain_logdir_on_a_real_server(tensorboard_server, plain_logdir, load_fa
     _skip_without_rustboard(load_fast)
     server = tensorboard_server(plain_logdir, load_fast)
     server.wait_for_tab()
-    rows = _by_run(server.wait_for_runs([*LAYOUTS, "keras_healthy"]))
-    assert "unrelated" not in rows
+    rows = _by_run(server.wait_for_runs([*LAYOUTS, "keras_healthy", "keras_dirs/train"]))
+    assert "unrelated" not in rows and "keras_dirs/validation" not in rows
+    assert rows["keras_dirs/train"]["categories"] == {"generalization": "critical"}
     for run in LAYOUTS:
         assert rows[run]["categories"] == {"generalization": "critical"}, (load_fast, run)
     assert rows["keras_healthy"]["status"] == "ok"
