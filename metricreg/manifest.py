@@ -176,6 +176,11 @@ def _check_manifest(data: Mapping[str, Any]) -> None:
             _text(entry.get(key), f"series {_short(tag)}: {key}")
 
 
+def describe_error(exc: BaseException) -> str:
+    """An exception as a reason: our own messages as they are, others with their type."""
+    return str(exc) if isinstance(exc, ManifestError) else f"{type(exc).__name__}: {exc}"
+
+
 def parse_errors(data: Any) -> dict[str, dict[str, Any]]:
     """A metric-errors record (``{metric: {count, consecutive, ...}}``), checked; ManifestError otherwise."""
     if not isinstance(data, Mapping):

@@ -105,7 +105,7 @@ def read_run(path: str | os.PathLike[str], run: str | None = None) -> RunData:
 def _read_run(path: str, run: str | None) -> RunData:
     from tensorboard.backend.event_processing import event_accumulator as ea
 
-    from metricreg.manifest import parse_errors
+    from metricreg.manifest import describe_error, parse_errors
 
     guidance = {
         ea.SCALARS: 0,
@@ -134,7 +134,7 @@ def _read_run(path: str, run: str | None) -> RunData:
             try:
                 data.manifest = Manifest.from_json(_string_value(event.tensor_proto))
             except Exception as exc:  # hostile JSON (types, nesting): this run is unreadable
-                data.problems.append(f"unreadable manifest at step {event.step}: {type(exc).__name__}: {exc}")
+                data.problems.append(f"unreadable manifest at step {event.step}: {describe_error(exc)}")
                 data.manifest = Manifest()
     if ERRORS_TAG in tensor_tags:
         event = _latest(acc.Tensors(ERRORS_TAG))
@@ -142,9 +142,7 @@ def _read_run(path: str, run: str | None) -> RunData:
             try:
                 data.errors = parse_errors(json.loads(_string_value(event.tensor_proto)))
             except Exception as exc:
-                data.problems.append(
-                    f"unreadable metric errors record at step {event.step}: {type(exc).__name__}: {exc}"
-                )
+                data.problems.append(f"unreadable metric errors record at step {event.step}: {describe_error(exc)}")
     return data
 
 

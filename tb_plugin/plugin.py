@@ -419,7 +419,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         import numpy as np
         from tensorboard.data import provider
 
-        from metricreg.manifest import Manifest, parse_errors
+        from metricreg.manifest import Manifest, describe_error, parse_errors
 
         out: dict[str, tuple] = {}
         result = {}
@@ -449,7 +449,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                     elif tag == ERRORS_TAG:
                         errors = parse_errors(json.loads(text))
                 except Exception as exc:  # one run's bad record must not reach the route
-                    problems.append(f"unreadable {what} at step {int(latest.step)}: {type(exc).__name__}: {exc}")
+                    problems.append(f"unreadable {what} at step {int(latest.step)}: {describe_error(exc)}")
             out[run] = (manifest, errors, problems)
         return out
 

@@ -88,3 +88,23 @@ def test_hostile_category_and_run_names_round_trip(fuzz):
         detail = _get_json(harness, PREFIX + "run", query_string={"run": name})
         assert [c["name"] for c in detail["categories"]] == [name]
     assert titles["__proto__"] == "__proto__" and titles["constructor"] == "Constructor"
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"])
+def test_no_500_on_a_real_server(tensorboard_server, tmp_path, load_fast):
+    """The same hostile records through a real TensorBoard (RustBoard hands tensors over differently)."""
+    from urllib.parse import quote
+
+    from tests.tb_plugin.test_real_server import _skip_without_rustboard
+
+    _skip_without_rustboard(load_fast)
+    cases = write_cases(str(tmp_path), mutations=20)
+    server = tensorboard_server(str(tmp_path), load_fast)
+    server.wait_for_tab()
+    body = server.wait_for_runs(cases)
+    rows = {row["run"]: row for row in body["runs"]}
+    assert rows["category_5"]["status"] == "unreadable" and rows[CONTROL]["status"] == "critical"
+    for run in cases:
+        code, _, raw = server.get("data/plugin/metricreg_health/run?run=" + quote(run, safe=""))
+        assert code == 200, (load_fast, run, raw[:200])
+        assert json.loads(raw)["status"] == rows[run]["status"], (load_fast, run)
