@@ -408,8 +408,29 @@ class HealthPlugin(base_plugin.TBPlugin):
             self._mapping_state = (key, mapping, error)
         return mapping, error
 
-    def _read_meta(self, ctx: Any, eid: str, runs: list[str]) -> dict[str, tuple]:
-        """{run: (manifest, errors, problems)} from the latest manifest/errors tensors, in one call.
+    @staticmethod
+    def _isolated(call: Any, runs: list[str]) -> tuple[dict, dict[str, str]]:
+        """``call(runs)`` for a batch of runs; if the provider fails, each run alone.
+
+        Returns (the merged result, {run: why its read failed}): a provider error for one
+        run's data costs only that run, never the whole route.
+        """
+        try:
+            return call(runs) or {}, {}
+        except Exception as exc:
+            if len(runs) == 1:
+                return {}, {runs[0]: f"the data provider failed: {type(exc).__name__}: {exc}"}
+        merged: dict = {}
+        failed: dict[str, str] = {}
+        for run in runs:
+            result, why = HealthPlugin._isolated(call, [run])
+            merged.update(result)
+            failed.update(why)
+        return merged, failed
+
+    def _read_meta(self, ctx: Any, eid: str, runs: list[str]) -> tuple[dict[str, tuple], dict[str, str]]:
+        """({run: (manifest, errors, problems)}, {run: why its read failed}) from the latest
+        manifest/errors tensors, in one call.
 
         ``problems`` are readable reasons ("manifest at step 3: ..."); any of them makes the run
         unreadable. Parsing never raises: hostile JSON (wrong types, deep nesting) is a problem.
@@ -422,17 +443,23 @@ class HealthPlugin(base_plugin.TBPlugin):
         from metricreg.manifest import Manifest, describe_error, parse_errors
 
         out: dict[str, tuple] = {}
-        result = {}
+        result: dict = {}
+        failed: dict[str, str] = {}
         if runs:
-            result = self._data_provider.read_tensors(
-                ctx,
-                experiment_id=eid,
-                plugin_name=PLUGIN_NAME,
-                downsample=self._tensor_downsample,
-                run_tag_filter=provider.RunTagFilter(runs=runs, tags=[MANIFEST_TAG, ERRORS_TAG]),
+            result, failed = self._isolated(
+                lambda batch: self._data_provider.read_tensors(
+                    ctx,
+                    experiment_id=eid,
+                    plugin_name=PLUGIN_NAME,
+                    downsample=self._tensor_downsample,
+                    run_tag_filter=provider.RunTagFilter(runs=batch, tags=[MANIFEST_TAG, ERRORS_TAG]),
+                ),
+                runs,
             )
         for run in runs:
             manifest, errors, problems = Manifest(), {}, []
+            if run in failed:
+                problems.append(f"cannot read the manifest: {failed[run]}")
             for tag, data in ((result or {}).get(run) or {}).items():
                 latest = None
                 for datum in data:  # the one written last wins (a restarted run writes a newer one)
@@ -451,10 +478,13 @@ class HealthPlugin(base_plugin.TBPlugin):
                 except Exception as exc:  # one run's bad record must not reach the route
                     problems.append(f"unreadable {what} at step {int(latest.step)}: {describe_error(exc)}")
             out[run] = (manifest, errors, problems)
-        return out
+        return out, failed
 
-    def _read_series(self, ctx: Any, eid: str, wanted: dict[str, list[str]], sizes: dict[str, int]) -> dict:
-        """{run: {tag: (steps, values, wall_times)}} in as few read_scalars calls as memory allows."""
+    def _read_series(
+        self, ctx: Any, eid: str, wanted: dict[str, list[str]], sizes: dict[str, int]
+    ) -> tuple[dict, dict[str, str]]:
+        """({run: {tag: (steps, values, wall_times)}}, {run: why its read failed}) in as few
+        read_scalars calls as memory allows."""
         from operator import attrgetter
 
         import numpy as np
@@ -479,14 +509,19 @@ class HealthPlugin(base_plugin.TBPlugin):
                 points += sizes[run]
             if batch:
                 batches.append((batch, list(tags)))
+        failed: dict[str, str] = {}
         for runs, tags in batches:
-            result = self._data_provider.read_scalars(
-                ctx,
-                experiment_id=eid,
-                plugin_name=SCALARS_PLUGIN,
-                downsample=self._scalar_downsample,
-                run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
+            result, why = self._isolated(
+                lambda batch, tags=tags: self._data_provider.read_scalars(
+                    ctx,
+                    experiment_id=eid,
+                    plugin_name=SCALARS_PLUGIN,
+                    downsample=self._scalar_downsample,
+                    run_tag_filter=provider.RunTagFilter(runs=batch, tags=tags),
+                ),
+                runs,
             )
+            failed.update(why)
             for run in runs:
                 for tag, data in ((result or {}).get(run) or {}).items():
                     n = len(data)
@@ -495,7 +530,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                         np.fromiter(map(get_value, data), dtype=np.float64, count=n),
                         np.fromiter(map(get_wall, data), dtype=np.float64, count=n),
                     )
-        return out
+        return out, failed
 
     def _load(
         self, ctx: Any, eid: str, runs: dict[str, tuple[dict, dict, str]], mapping: Any = None
@@ -511,7 +546,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                 out[run] = data
         if not stale:
             return out
-        metas = self._read_meta(ctx, eid, [r for r, (_, tensors, _) in stale.items() if tensors])
+        metas, meta_failed = self._read_meta(ctx, eid, [r for r, (_, tensors, _) in stale.items() if tensors])
         wanted: dict[str, list[str]] = {}
         for run, (scalar_tags, _tensors, _) in stale.items():
             meta = metas.get(run)
@@ -531,7 +566,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                 reads.setdefault(source, set()).add(source_tag)
                 points = min(self._scalar_estimate, max(datum.step, 0) + 1)
                 read_sizes[source] = read_sizes.get(source, 0) + points
-        read = self._read_series(ctx, eid, {r: sorted(t) for r, t in reads.items()}, read_sizes)
+        read, failed = self._read_series(ctx, eid, {r: sorted(t) for r, t in reads.items()}, read_sizes)
         series: dict[str, dict] = {run: {} for run in stale}
         for run, tags in wanted.items():
             for tag in tags:
@@ -542,10 +577,19 @@ class HealthPlugin(base_plugin.TBPlugin):
                 series[run][tag] = read[source][source_tag]
         from metricreg.manifest import Manifest
 
+        sources: dict[str, set[str]] = {run: {run} for run in stale}
+        for run, _tag, source, _source_tag in renames:
+            sources[run].add(source)
         for run, (_, tensor_tags, fingerprint) in stale.items():
             manifest, errors, problems = metas.get(run) or (Manifest(), {}, [])
-            data = (manifest, errors, series[run], problems, MANIFEST_TAG in tensor_tags)
-            self._data.put((eid, run), fingerprint, data, weight=sum(v[0].size for v in series[run].values()))
+            problems = list(problems) + [
+                f"cannot read the series of {s!r}: {failed[s]}" for s in sources[run] if s in failed
+            ]
+            # A provider failure may pass: such data is not cached, so the next request reads again.
+            transient = run in meta_failed or any(s in failed for s in sources[run])
+            data = (manifest, errors, series[run], problems, MANIFEST_TAG in tensor_tags, transient)
+            if not transient:
+                self._data.put((eid, run), fingerprint, data, weight=sum(v[0].size for v in series[run].values()))
             out[run] = data
         return out
 
@@ -553,9 +597,10 @@ class HealthPlugin(base_plugin.TBPlugin):
         """The run's verdict; anything wrong with its data makes it "unreadable", never an exception."""
         from metricreg.verdict import judge_run
 
-        manifest, errors, series, problems, has_manifest = data
+        manifest, errors, series, problems, has_manifest, transient = data
         verdict = judge_run(run, manifest, series, errors, problems, has_manifest=has_manifest, mapping=mapping)
-        self._verdicts.put((eid, run), fingerprint, verdict)
+        if not transient:
+            self._verdicts.put((eid, run), fingerprint, verdict)
         return verdict
 
     def _row(self, verdict: Any, fingerprint: str) -> dict:
@@ -606,18 +651,24 @@ class HealthPlugin(base_plugin.TBPlugin):
                     missing[run] = entry
             # Stale runs are read in batches of runs (a few provider calls, not two per run).
             names = list(missing)
+            transient = False
             for start in range(0, len(names), BATCH_RUNS):
                 chunk = {run: missing[run] for run in names[start : start + BATCH_RUNS]}
                 for run, data in self._load(ctx, eid, chunk, mapping).items():
                     fingerprint = chunk[run][2]
                     row = self._row(self._evaluate(eid, run, fingerprint, data, mapping), fingerprint)
-                    self._summaries.put((eid, run), fingerprint, row)
+                    if data[5]:
+                        transient = True  # not cached: the next request tries this run again
+                    else:
+                        self._summaries.put((eid, run), fingerprint, row)
                     rows[run] = row
             listed = [row for row in rows.values() if row is not None]
             body: dict[str, Any] = {"runs": listed, "categories": categories_of(listed), "smoothing": None}
             if mapping_error is not None:
                 body["mapping_error"] = mapping_error
             text = json.dumps(json_util.Cleanse(body))
+            if transient:
+                return http_util.Respond(request, text, _JSON)  # no ETag: this answer must not be kept
             self._bodies.put(eid, etag, text)
         return http_util.Respond(request, text, _JSON, headers=[("ETag", f'"{etag}"')])
 
@@ -653,9 +704,11 @@ class HealthPlugin(base_plugin.TBPlugin):
         text = self._details.get(key, fingerprint)
         if text is None:
             verdict = self._verdicts.get((eid, run), fingerprint)
+            transient = False
             if verdict is None:
                 data = self._load(ctx, eid, {run: (scalar_tags, tensor_tags, fingerprint)}, mapping)[run]
                 verdict = self._evaluate(eid, run, fingerprint, data, mapping)
+                transient = data[5]
             try:
                 body = verdict.to_dict(downsample)
             except Exception as exc:  # one run's odd data never becomes a 500
@@ -664,6 +717,8 @@ class HealthPlugin(base_plugin.TBPlugin):
                 body = unreadable_run(run, f"{type(exc).__name__}: {exc}", verdict.has_manifest).to_dict()
             body["fingerprint"] = fingerprint
             text = json.dumps(json_util.Cleanse(body))
+            if transient:
+                return http_util.Respond(request, text, _JSON)  # no ETag: this answer must not be kept
             self._details.put(key, fingerprint, text)
         return http_util.Respond(request, text, _JSON, headers=[("ETag", f'"{fingerprint}"')])
 

@@ -505,3 +505,29 @@ def test_plugin_metadata():
     meta = plugin.frontend_metadata()
     assert meta.es_module_path == "/index.js" and meta.tab_name == "Health"
     assert set(plugin.get_plugin_apps()) == {"/index.js", "/static/*", "/runs", "/run"}
+
+
+def test_a_provider_failure_costs_only_its_run_and_is_retried(make_harness, copy_logdir, health_logdir, writers):
+    """The data provider raising for one run's data: that run is unreadable (not cached), the others judged."""
+    logdir = copy_logdir(health_logdir.healthy, health_logdir.plain)
+    h = make_harness(logdir)
+    real = h.provider.read_scalars
+    broken = {"plain"}
+
+    def flaky_read_scalars(ctx, **kwargs):
+        runs = kwargs["run_tag_filter"].runs or ()
+        if broken & set(runs):
+            raise RuntimeError("disk on fire")
+        return real(ctx, **kwargs)
+
+    h.provider.read_scalars = flaky_read_scalars
+    resp = h.get(PREFIX + "runs")
+    assert resp.status_code == 200 and "ETag" not in resp.headers  # an answer that must not be kept
+    rows = _by_run(json.loads(resp.get_data(as_text=True)))
+    assert rows["plain"]["status"] == "unreadable"
+    assert "the data provider failed: RuntimeError: disk on fire" in rows["plain"]["reason"]
+    assert rows[health_logdir.healthy]["status"] == "ok"
+    assert h.run("plain")["status"] == "unreadable"
+    broken.clear()  # the provider recovers: nothing stale was kept
+    assert _by_run(h.runs())["plain"]["categories"] == {"generalization": "critical"}
+    assert h.run("plain")["status"] == "critical"
