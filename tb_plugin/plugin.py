@@ -535,7 +535,8 @@ class HealthPlugin(base_plugin.TBPlugin):
     def _load(
         self, ctx: Any, eid: str, runs: dict[str, tuple[dict, dict, str]], mapping: Any = None
     ) -> dict[str, tuple]:
-        """{run: (manifest, errors, series, problems)}: cached, or read in batched provider calls."""
+        """{run: (manifest, errors, series, problems, has_manifest, transient)}: cached, or read in
+        batched provider calls. ``transient`` marks data a provider failure left incomplete (never cached)."""
         out: dict[str, tuple] = {}
         stale: dict[str, tuple[dict, dict, tuple]] = {}
         for run, entry in runs.items():
