@@ -70,3 +70,41 @@ def test_where_the_file_is_found(tmp_path, monkeypatch):
     assert load_mapping(None).rules == {} and not load_mapping(None)
     with pytest.raises(MappingError, match="cannot read tag mapping .*nope.toml"):
         load_mapping(str(tmp_path / "nope.toml"))
+
+
+def _doc_mappings() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "health-tab.md").read_text()
+    return re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+
+
+def test_the_documented_mapping_files_parse():
+    blocks = _doc_mappings()
+    assert len(blocks) >= 2
+    for block in blocks:
+        assert parse_mapping(block, "docs/health-tab.md")
+
+
+def test_the_documented_seeds_mapping_judges_the_seeds_tags():
+    """The docs' H-JEPA example: a raw std collapsing to 0.005, a steady EMA momentum."""
+    import numpy as np
+
+    from metricreg.verdict import evaluate_run
+
+    (block,) = [b for b in _doc_mappings() if "level*_mean_std_per_dim" in b]
+    mapping = parse_mapping(block)
+    steps = np.arange(50)
+    series = {
+        "train/collapse/level0_mean_std_per_dim": (steps, np.linspace(0.3, 0.005, 50), steps * 1.0),
+        "train/collapse/level1_mean_std_per_dim": (steps, np.full(50, 0.3), steps * 1.0),
+        "train/ema/momentum_current": (steps, np.linspace(0.996, 1.0, 50), steps * 1.0),
+        "train/unmapped": (steps, np.zeros(50), steps * 1.0),
+    }
+    verdict = evaluate_run("hjepa", None, series, mapping=mapping)
+    assert verdict.category_status["collapse"] == "critical" and set(verdict.category_status) == {"collapse", "ema"}
+    (alert,) = [a for a in verdict.alerts if a.level == "critical"]
+    assert alert.tag == "train/collapse/level0_mean_std_per_dim" and alert.threshold == 0.01
+    assert alert.remedy == builtin_rules()["collapse/std"].remedy  # the built-in rule's remedy came along
+    assert "train/unmapped" not in {m.tag for m in verdict.metrics}
