@@ -4,11 +4,14 @@
 
     metricreg plugins [--json]                      loaded plugins and every metric they declare
     metricreg report LOGDIR [--json] [--fail-on {warn,critical}] [--smoothing W] [--run PATTERN]
+                     [--mapping FILE]
     metricreg demo LOGDIR [--steps N] [--variant NAME]
 
-Exit codes: 0 success; 1 when ``report --fail-on`` finds a run at or above that level
-(or a command fails while running); 2 for usage errors (bad arguments, a missing or
-empty log directory).
+Exit codes: 0 success; 1 only when ``report --fail-on`` finds a run at or above that
+level (and ``plugins`` when a plugin fails to load); 2 for input it cannot use: bad
+arguments, a missing or empty log directory, an unreadable tag mapping, or a run whose
+manifest, errors record or event files cannot be read (every other run is still
+judged and printed); 3 for an internal error (a bug: the traceback is printed).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILING = 1
 EXIT_USAGE = 2
+EXIT_UNREADABLE = 2  # input it cannot read: same status as a usage error, never a verdict's 1
+EXIT_INTERNAL = 3
 LEVELS = ("warn", "critical")
 
 
@@ -218,9 +223,11 @@ def _run_report(verdict: Any) -> dict[str, Any]:
                     if k in m
                 }
             )
+    extra = {"reason": verdict.reason} if verdict.reason is not None else {}
     return {
         "run": verdict.run,
         "status": verdict.status,
+        **extra,
         "has_manifest": verdict.has_manifest,
         "last_step": verdict.last_step,
         "dropped": verdict.dropped,
@@ -231,14 +238,23 @@ def _run_report(verdict: Any) -> dict[str, Any]:
     }
 
 
-def build_report(logdir: str, smoothing: float | None = None, runs: Sequence[str] = ()) -> dict[str, Any]:
-    """Judge every run under ``logdir`` with the Health tab's rules; raises UsageError for a bad logdir."""
+def build_report(
+    logdir: str, smoothing: float | None = None, runs: Sequence[str] = (), mapping: Any = None
+) -> dict[str, Any]:
+    """Judge every run under ``logdir`` with the Health tab's rules; raises UsageError for a bad logdir.
+
+    ``mapping`` is a :class:`metricreg.mapping.TagMapping` (None: the logdir's ``metricreg.toml``
+    or ``$METRICREG_MAPPING``, if any). A run that cannot be read is reported as "unreadable".
+    """
     from metricreg.health import worst
-    from metricreg.reader import find_runs, read_run
-    from metricreg.verdict import has_conventional_tags
+    from metricreg.mapping import find_mapping, load_mapping
+    from metricreg.reader import borrow_validation, find_runs, read_run
+    from metricreg.verdict import UNREADABLE, has_conventional_tags, keras_siblings
 
     _check_logdir(logdir)
-    found = find_runs(logdir)
+    if mapping is None:
+        mapping = load_mapping(find_mapping(logdir))
+    found = every_run = find_runs(logdir)
     if not found:
         raise UsageError(f"no runs under {logdir!r}: it holds no TensorBoard event files")
     if runs:
@@ -247,25 +263,24 @@ def build_report(logdir: str, smoothing: float | None = None, runs: Sequence[str
             raise UsageError(f"no run under {logdir!r} matches --run {' '.join(runs)}")
     reports = []
     skipped = []
+    siblings = keras_siblings(every_run)
     for name, path in found.items():
         data = read_run(path, name)
-        if not data.has_manifest and not has_conventional_tags(data.series):
+        sibling = siblings.get(name)
+        if sibling is not None:  # Keras: <dir>/train judged with <dir>/validation's series
+            borrow_validation(data, read_run(every_run[sibling], sibling))
+        if not data.has_manifest and not data.problems and not has_conventional_tags(data.series, mapping):
             skipped.append(name)
             continue
-        verdict = data.evaluate(smoothing)
-        report = _run_report(verdict)
-        for problem in data.problems:
-            report["errors"].append(
-                {"run": name, "metric": "metricreg", "plugin": "metricreg", "last_message": problem}
-            )
-        reports.append(report)
+        reports.append(_run_report(data.evaluate(smoothing, mapping=mapping)))
     if not reports:
         raise UsageError(f"no run under {logdir!r} has metricreg health data (runs without it: {', '.join(skipped)})")
-    status = worst(r["status"] for r in reports if r["status"] != "none") or "none"
-    return {"logdir": logdir, "status": status, "runs": reports, "skipped": skipped}
+    status = worst(r["status"] for r in reports if r["status"] not in ("none", UNREADABLE)) or "none"
+    unreadable = [r["run"] for r in reports if r["status"] == UNREADABLE]
+    return {"logdir": logdir, "status": status, "runs": reports, "skipped": skipped, "unreadable": unreadable}
 
 
-_MARK = {"ok": "ok", "warn": "WARN", "critical": "CRITICAL", "none": "no rules"}
+_MARK = {"ok": "ok", "warn": "WARN", "critical": "CRITICAL", "none": "no rules", "unreadable": "UNREADABLE"}
 
 
 def format_report(report: dict[str, Any], max_alerts: int = 10) -> str:
@@ -278,6 +293,10 @@ def format_report(report: dict[str, Any], max_alerts: int = 10) -> str:
         if run["dropped"]:
             details.append(f"{run['dropped']} records dropped")
         name = run["run"] if run["run"] != "." else report["logdir"]  # the logdir is itself the run
+        if run.get("reason") is not None:
+            out.append(f"{name}: UNREADABLE  ({run['reason']})")
+            out.append("")
+            continue
         out.append(f"{name}: {_MARK.get(run['status'], run['status'])}  ({', '.join(details)})")
         judged = [c for c in run["categories"] if c["status"] != "none"]
         width = max((len(c["name"]) for c in judged), default=8)
@@ -331,7 +350,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     smoothing = args.smoothing
     if smoothing is not None and not (math.isfinite(smoothing) and 0.0 <= smoothing < 1.0):
         raise UsageError(f"--smoothing must be in [0, 1), got {smoothing}")
-    report = build_report(args.logdir, smoothing, args.run or ())
+    from metricreg.mapping import find_mapping, load_mapping
+
+    if args.mapping is not None and not os.path.isfile(args.mapping):
+        raise UsageError(f"mapping file {args.mapping!r} does not exist")
+    _check_logdir(args.logdir)
+    mapping = load_mapping(find_mapping(args.logdir, args.mapping))
+    report = build_report(args.logdir, smoothing, args.run or (), mapping)
     failing = _failing(report, args.fail_on)
     if args.json:
         print(_dump({**report, "fail_on": args.fail_on, "failing": failing}))
@@ -340,6 +365,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.fail_on:
             verdict = f"FAIL: {', '.join(failing)}" if failing else "pass"
             print(f"--fail-on {args.fail_on}: {verdict}")
+    if report["unreadable"]:
+        print(f"metricreg report: cannot read run(s): {', '.join(report['unreadable'])}", file=sys.stderr)
+        return EXIT_UNREADABLE  # the gate cannot vouch for runs it could not read
     return EXIT_FAILING if failing else EXIT_OK
 
 
@@ -397,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="judge the runs under a log directory with the Health tab's rules",
         description="Judge every run under LOGDIR with the Health tab's rules. Exit status: 0, or 1 when "
-        "--fail-on is given and some run's current status reaches that level; 2 for usage errors.",
+        "--fail-on is given and some run's current status reaches that level; 2 for input it cannot read "
+        "(bad arguments, no runs, an unreadable mapping file or run); 3 for an internal error.",
     )
     p.add_argument("logdir", metavar="LOGDIR", help="the directory given to tensorboard --logdir (or one run)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -409,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge every series after TensorBoard smoothing W in [0, 1) (default: each rule's own)",
     )
     p.add_argument("--run", action="append", metavar="PATTERN", help="only runs matching this glob (repeatable)")
+    p.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="TOML tag mapping: rules for your own tag names (default: $METRICREG_MAPPING, else "
+        "LOGDIR/metricreg.toml; see docs/health-tab.md)",
+    )
     p.add_argument(
         "--max-alerts", type=int, default=10, metavar="N", help="active alerts listed per run in text (0: all)"
     )
@@ -456,16 +491,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:
         from metricreg.config import ConfigError
+        from metricreg.mapping import MappingError
         from metricreg.plugins import PluginError
         from metricreg.registry import RegistrationError
 
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, (ConfigError, MappingError)):
             print(f"metricreg {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (PluginError, RegistrationError)):
             print(f"metricreg {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_FAILING
-        raise
+        import traceback
+
+        traceback.print_exc()
+        print(f"metricreg {args.command}: internal error (a bug, please report it): {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

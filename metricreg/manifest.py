@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,14 @@ KNOWN_CATEGORIES: dict[str, str] = {
 
 
 def category_title(name: str) -> str:
-    return KNOWN_CATEGORIES.get(name) or name.replace("_", " ").replace("-", " ").capitalize()
+    """A section title: the known one, else the name made readable (never blank: ``__proto__`` stays)."""
+    known = KNOWN_CATEGORIES.get(name)
+    if known:
+        return known
+    words = name.replace("_", " ").replace("-", " ")
+    if words != words.strip() or not words.strip():
+        return name  # leading/trailing separators carry meaning ("__proto__"): show the name as written
+    return words.capitalize()
 
 
 def category_order(names: Iterable[str]) -> list[str]:
@@ -129,11 +137,105 @@ def conventional_health(tag: str) -> Health | None:
     return None
 
 
+class ManifestError(ValueError):
+    """A manifest or errors record that cannot be judged; the message names the culprit."""
+
+
+_TEXT_FIELDS = ("description", "remedy", "title", "direction", "nonfinite")
+_MAX_NAME = 1000  # longer metric/tag names are not a real run's; refuse rather than render them
+
+
+def _text(value: Any, what: str, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ManifestError(f"{what} must be a string, got {_short(value)}")
+    return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_health(raw: Any, where: str) -> Health:
+    """A manifest's health table entry as a :class:`Health`, or a ManifestError naming ``where``."""
+    if not isinstance(raw, Mapping):
+        raise ManifestError(f"{where}: health must be an object, got {_short(raw)}")
+    for key in _TEXT_FIELDS:
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            raise ManifestError(f"{where}: health {key} must be a string, got {_short(raw[key])}")
+    if not isinstance(raw.get("category", "other"), str):
+        raise ManifestError(f"{where}: health category must be a string, got {_short(raw['category'])}")
+    try:
+        return Health.from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"{where}: {exc}") from None
+
+
+def _check_manifest(data: Mapping[str, Any]) -> None:
+    """Raise ManifestError for anything :class:`Manifest` could trip over later."""
+    metrics = data.get("metrics", [])
+    if not isinstance(metrics, list):
+        raise ManifestError(f"manifest 'metrics' must be a list, got {_short(metrics)}")
+    for i, entry in enumerate(metrics):
+        if not isinstance(entry, Mapping):
+            raise ManifestError(f"manifest metrics[{i}] must be an object, got {_short(entry)}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
+            raise ManifestError(f"manifest metrics[{i}] needs a string 'name', got {_short(name)}")
+        for key in ("plugin", "description"):
+            _text(entry.get(key), f"metric {name!r}: {key}")
+        table = entry.get("health") or {}
+        if not isinstance(table, Mapping):
+            raise ManifestError(f"metric {name!r}: health must be an object, got {_short(table)}")
+        for member, raw in table.items():
+            if raw:
+                parse_health(raw, f"metric {name!r}" + (f" member {member!r}" if member else ""))
+    series = data.get("series", {})
+    if not isinstance(series, Mapping):
+        raise ManifestError(f"manifest 'series' must be an object, got {_short(series)}")
+    for tag, entry in series.items():
+        if not isinstance(entry, Mapping):
+            raise ManifestError(f"manifest series {_short(tag)} must be an object, got {_short(entry)}")
+        for key in ("metric", "member", "key", "split"):
+            _text(entry.get(key), f"series {_short(tag)}: {key}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as a reason: our own messages as they are, others with their type."""
+    return str(exc) if isinstance(exc, ManifestError) else f"{type(exc).__name__}: {exc}"
+
+
+def parse_errors(data: Any) -> dict[str, dict[str, Any]]:
+    """A metric-errors record (``{metric: {count, consecutive, ...}}``), checked; ManifestError otherwise."""
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"metric errors record must be a JSON object, got {_short(data)}")
+    out: dict[str, dict[str, Any]] = {}
+    for metric, info in data.items():
+        if not isinstance(info, Mapping):
+            info = {"last_message": str(info)}
+        for key in ("count", "consecutive", "first_step", "last_step"):
+            value = info.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ManifestError(f"metric errors of {_short(metric)}: {key} must be a number, got {_short(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ManifestError(f"metric errors of {_short(metric)}: {key} must be finite, got {value!r}")
+        for key in ("plugin", "last_message"):
+            if info.get(key) is not None and not isinstance(info.get(key), str):
+                raise ManifestError(
+                    f"metric errors of {_short(metric)}: {key} must be a string, got {_short(info.get(key))}"
+                )
+        out[str(metric)] = dict(info)
+    return out
+
+
 class Manifest:
     """Parsed manifest with tag lookup; an empty one for runs that have none."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         data = dict(data or {})
+        _check_manifest(data)
         self.data = data
         self.present = bool(data)
         self.metrics: dict[str, dict[str, Any]] = {m["name"]: m for m in data.get("metrics", [])}
@@ -142,11 +244,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Manifest:
+        """Parse a manifest; ValueError (ManifestError or JSONDecodeError) says what is wrong."""
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8")
         data = json.loads(raw)
-        if not isinstance(data, dict) or int(data.get("version", 0)) > SCHEMA_VERSION:
-            raise ValueError("unsupported metricreg manifest (written by a newer metricreg?)")
+        if not isinstance(data, dict):
+            raise ManifestError(f"manifest must be a JSON object, got {_short(data)}")
+        version = data.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, (int, float)):
+            raise ManifestError(f"manifest version must be a number, got {_short(version)}")
+        if version > SCHEMA_VERSION:
+            raise ManifestError(f"manifest version {version} is newer than this metricreg reads ({SCHEMA_VERSION})")
         return cls(data)
 
     def to_json(self) -> str:
@@ -160,7 +268,7 @@ class Manifest:
             raw = table.get(member or "") or table.get("")
             if raw is None and member and len(table) == 1 and "" in table:
                 raw = table[""]
-            self._health_cache[key] = Health.from_dict(raw) if raw else None
+            self._health_cache[key] = parse_health(raw, f"metric {metric!r}") if raw else None
         return self._health_cache[key]
 
     def lookup(self, tag: str) -> SeriesInfo:

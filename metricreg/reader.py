@@ -34,17 +34,27 @@ class RunData:
     manifest: Manifest = field(default_factory=Manifest)
     errors: dict[str, Any] = field(default_factory=dict)
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)  # unreadable manifest/errors records
+    problems: list[str] = field(default_factory=list)  # why the run cannot be judged (any makes it unreadable)
+    wrote_manifest: bool = False  # a manifest record exists, readable or not
 
     @property
     def has_manifest(self) -> bool:
-        return self.manifest.present
+        return self.manifest.present or self.wrote_manifest
 
     def evaluate(self, smoothing: float | None = None, **kwargs: Any):
-        """This run's :class:`metricreg.verdict.RunVerdict`."""
-        from metricreg.verdict import evaluate_run
+        """This run's :class:`metricreg.verdict.RunVerdict` ("unreadable" with a reason, never an exception)."""
+        from metricreg.verdict import judge_run
 
-        return evaluate_run(self.run, self.manifest, self.series, self.errors, smoothing, **kwargs)
+        return judge_run(
+            self.run,
+            self.manifest,
+            self.series,
+            self.errors,
+            self.problems,
+            smoothing,
+            has_manifest=self.has_manifest,
+            **kwargs,
+        )
 
 
 def find_runs(logdir: str | os.PathLike[str]) -> dict[str, str]:
@@ -79,10 +89,24 @@ def _latest(events: list[Any]) -> Any | None:
 
 
 def read_run(path: str | os.PathLike[str], run: str | None = None) -> RunData:
-    """Every scalar point, the latest manifest and the latest errors record of one run directory."""
+    """Every scalar point, the latest manifest and the latest errors record of one run directory.
+
+    Never raises for bad content: whatever cannot be read lands in ``problems``.
+    """
+    path = os.fspath(path)
+    try:
+        return _read_run(path, run)
+    except Exception as exc:  # a damaged event file costs only its own run
+        data = RunData(run=run if run is not None else os.path.basename(path), path=path)
+        data.problems.append(f"cannot read the event files: {type(exc).__name__}: {exc}")
+        return data
+
+
+def _read_run(path: str, run: str | None) -> RunData:
     from tensorboard.backend.event_processing import event_accumulator as ea
 
-    path = os.fspath(path)
+    from metricreg.manifest import describe_error, parse_errors
+
     guidance = {
         ea.SCALARS: 0,
         ea.TENSORS: 0,
@@ -104,24 +128,32 @@ def read_run(path: str | os.PathLike[str], run: str | None = None) -> RunData:
         )
     tensor_tags = set(tags.get(ea.TENSORS, []))
     if MANIFEST_TAG in tensor_tags:
+        data.wrote_manifest = True
         event = _latest(acc.Tensors(MANIFEST_TAG))
         if event is not None:
             try:
                 data.manifest = Manifest.from_json(_string_value(event.tensor_proto))
-            except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-                data.problems.append(f"unreadable manifest at step {event.step}: {exc}")
+            except Exception as exc:  # hostile JSON (types, nesting): this run is unreadable
+                data.problems.append(f"unreadable manifest at step {event.step}: {describe_error(exc)}")
                 data.manifest = Manifest()
     if ERRORS_TAG in tensor_tags:
         event = _latest(acc.Tensors(ERRORS_TAG))
         if event is not None:
             try:
-                errors = json.loads(_string_value(event.tensor_proto))
-                if not isinstance(errors, dict):
-                    raise ValueError("not a JSON object")
-                data.errors = errors
-            except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                data.problems.append(f"unreadable metric errors at step {event.step}: {exc}")
+                data.errors = parse_errors(json.loads(_string_value(event.tensor_proto)))
+            except Exception as exc:
+                data.problems.append(f"unreadable metric errors record at step {event.step}: {describe_error(exc)}")
     return data
+
+
+def borrow_validation(data: RunData, validation: RunData) -> None:
+    """Keras' ``<dir>/train`` run takes its ``<dir>/validation`` sibling's series as ``epoch_val_X``."""
+    from metricreg.verdict import keras_eval_tag
+
+    for tag, series in validation.series.items():
+        target = keras_eval_tag(tag)
+        if target is not None and target not in data.series:
+            data.series[target] = series
 
 
 def iter_logdir(logdir: str | os.PathLike[str]) -> Iterator[RunData]:

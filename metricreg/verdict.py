@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,14 @@ import numpy as np
 from metricreg.directions import direction_of, is_fraction_score
 from metricreg.health import _RANK, CRITICAL, OK, Alert, evaluate_series, level_of, worst
 from metricreg.manifest import Manifest, SeriesInfo, category_order, category_title, conventional_health
+from metricreg.mapping import TagMapping
 from metricreg.spec import Health
 
 INTERNAL_PREFIX = "_metricreg/"
 DROPPED_TAG = "_metricreg/dropped"
 NONE = "none"
+UNREADABLE = "unreadable"  # a run whose manifest, errors record or series could not be judged
+MAX_REASON = 500  # characters of an unreadable run's reason (inputs may hold huge strings)
 
 SeriesData = tuple[Sequence[int], Sequence[float], Sequence[float]]
 
@@ -117,9 +120,16 @@ class GapPair:
     direction: str
 
 
-def gap_pairs(tags: Iterable[str]) -> list[GapPair]:
-    """Conventional ``train/X`` + ``<eval split>/X`` pairs among some tags."""
-    tags = set(tags)
+# Plain layouts of other loggers, as (train tag, eval tag) name patterns around the metric name.
+# PyTorch Lightning's TensorBoardLogger: ``train_loss``/``val_loss`` (``train_loss_step`` and
+# ``train_loss_epoch`` when a metric is logged both ways); Keras' TensorBoard callback with
+# everything in one run: ``epoch_loss``/``epoch_val_loss``. Hugging Face Trainer writes
+# ``train/loss``/``eval/loss``, the slash layout ``train/X`` + ``<eval split>/X``.
+_UNDERSCORE_TRAIN = ("train_{}", "train_{}_step", "train_{}_epoch")
+_UNDERSCORE_EVAL = ("val", "valid", "validation", "eval", "test", "dev")
+
+
+def _slash_pairs(tags: set[str]) -> list[tuple[str, str, str, str]]:
     by_name: dict[str, list[str]] = {}
     for tag in tags:
         split, sep, name = tag.partition("/")
@@ -128,19 +138,98 @@ def gap_pairs(tags: Iterable[str]) -> list[GapPair]:
         if name.startswith("_") or not _is_eval_split(split) or f"train/{name}" not in tags:
             continue
         by_name.setdefault(name, []).append(split)
-    pairs: list[GapPair] = []
+    out = []
     for name in sorted(by_name):
         splits = sorted(by_name[name], key=lambda s: (EVAL_SPLITS.index(s) if s in EVAL_SPLITS else 99, s))
-        for i, split in enumerate(splits):
-            prefix = f"gap/{name}" if i == 0 else f"gap/{split}/{name}"
-            pairs.append(GapPair(name, f"train/{name}", f"{split}/{name}", split, prefix, _direction_of(name)))
+        out.extend((name, f"train/{name}", f"{split}/{name}", split) for split in splits)
+    return out
+
+
+def _plain_pairs(tags: set[str]) -> list[tuple[str, str, str, str]]:
+    """(name, train tag, eval tag, split) of Lightning- and Keras-style tags (no '/' in them)."""
+    out = []
+    for tag in sorted(tags):
+        if "/" in tag:
+            continue
+        if tag.startswith("epoch_val_") and len(tag) > 10:  # Keras
+            name = tag[len("epoch_val_") :]
+            if f"epoch_{name}" in tags:
+                out.append((name, f"epoch_{name}", tag, "val"))
+            continue
+        split, sep, name = tag.partition("_")
+        if not sep or not name or split not in _UNDERSCORE_EVAL:
+            continue
+        for pattern in _UNDERSCORE_TRAIN:  # Lightning
+            if pattern.format(name) in tags:
+                out.append((name, pattern.format(name), tag, split))
+                break
+    return out
+
+
+def gap_pairs(tags: Iterable[str], mapping: TagMapping | None = None) -> list[GapPair]:
+    """Train/eval pairs among some tags: ``train/X`` + ``<eval split>/X``, the Lightning and
+    Keras layouts (``train_X``/``val_X``, ``epoch_X``/``epoch_val_X``) and a mapping's ``[[gap]]``."""
+    tags = set(tags)
+    found: list[tuple[str, str, str, str]] = []
+    if mapping is not None:
+        found.extend((g.name, g.train, g.eval, "val") for g in mapping.gaps if g.train in tags and g.eval in tags)
+    found.extend(_slash_pairs(tags))
+    found.extend(_plain_pairs(tags))
+    pairs: list[GapPair] = []
+    prefixes: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    for name, train_tag, eval_tag, split in found:
+        if (train_tag, eval_tag) in seen:
+            continue
+        prefix = f"gap/{name}"
+        if prefix in prefixes:
+            prefix = f"gap/{split}/{name}"
+        if prefix in prefixes:
+            continue  # the same metric in two layouts: the first one judged is enough
+        seen.add((train_tag, eval_tag))
+        prefixes.add(prefix)
+        pairs.append(GapPair(name, train_tag, eval_tag, split, prefix, _direction_of(name)))
     return pairs
 
 
-def has_conventional_tags(tags: Iterable[str]) -> bool:
-    """Whether a run without a manifest still has something for the Health tab."""
+def keras_siblings(runs: Iterable[str]) -> dict[str, str]:
+    """``{train run: validation run}`` for Keras' default layout: ``<dir>/train`` + ``<dir>/validation``.
+
+    The Keras TensorBoard callback writes ``epoch_loss`` into both run directories; the train
+    run then borrows the validation series as ``epoch_val_X`` (see :func:`keras_eval_tag`), which
+    is the one-run Keras layout the gap rules already pair.
+    """
+    runs = set(runs)
+    out = {}
+    for run in runs:
+        if run == "train" or run.endswith("/train"):
+            sibling = run[: -len("train")] + "validation"
+            if sibling in runs:
+                out[run] = sibling
+    return out
+
+
+def keras_eval_tag(tag: str) -> str | None:
+    """The name a Keras validation-run tag takes in its train run: ``epoch_loss`` -> ``epoch_val_loss``."""
+    if tag.startswith("epoch_") and not tag.startswith("epoch_val_") and len(tag) > len("epoch_"):
+        return "epoch_val_" + tag[len("epoch_") :]
+    return None
+
+
+def plain_tags(tags: Iterable[str], mapping: TagMapping | None = None) -> set[str]:
+    """The tags a run without a manifest is judged on: conventional, mapped and paired ones."""
     tags = list(tags)
-    return any(conventional_health(t) is not None for t in tags) or bool(gap_pairs(tags))
+    keep = {t for t in tags if conventional_health(t) is not None}
+    if mapping:
+        keep.update(t for t in tags if mapping.lookup(t) is not None)
+    for pair in gap_pairs(tags, mapping):
+        keep.update((pair.train_tag, pair.eval_tag))
+    return keep
+
+
+def has_conventional_tags(tags: Iterable[str], mapping: TagMapping | None = None) -> bool:
+    """Whether a run without a manifest still has something for the Health tab."""
+    return bool(plain_tags(tags, mapping))
 
 
 def generalization_gaps(
@@ -345,6 +434,7 @@ class RunVerdict:
     dropped: int = 0
     derived_gaps: bool = False
     metrics: list[MetricVerdict] = field(default_factory=list)
+    reason: str | None = None  # why the run is UNREADABLE
 
     @property
     def category_status(self) -> dict[str, str]:
@@ -382,6 +472,7 @@ class RunVerdict:
             ],
             "alerts": [a.to_dict() for a in self.alerts],
             "errors": list(self.errors),
+            **({"reason": self.reason} if self.reason is not None else {}),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -398,6 +489,7 @@ class RunVerdict:
             "alert_total": len(self.alerts),
             "error_count": len(self.errors),
             "dropped": self.dropped,
+            **({"reason": self.reason} if self.reason is not None else {}),
         }
 
 
@@ -406,9 +498,10 @@ def _alert_sort_key(alert: Alert) -> tuple:
 
 
 def _errors_list(run: str, errors: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    from metricreg.manifest import parse_errors
+
     out = []
-    for metric, info in sorted((errors or {}).items()):
-        info = info if isinstance(info, Mapping) else {"last_message": str(info)}
+    for metric, info in sorted(parse_errors(errors or {}).items()):
         out.append(
             {
                 "run": run,
@@ -444,6 +537,7 @@ def evaluate_run(
     smoothing: float | None = None,
     *,
     derive_gaps: bool | None = None,
+    mapping: TagMapping | None = None,
 ) -> RunVerdict:
     """Judge every series of a run with the manifest's rules (or the conventional ones).
 
@@ -451,7 +545,8 @@ def evaluate_run(
     same as the live alerts; ``smoothing`` is only the display smoothing the
     caller asked for, validated and echoed back (it never changes the verdict).
     ``derive_gaps=None`` derives the
-    generalization gaps only for runs without a manifest.
+    generalization gaps only for runs without a manifest. ``mapping`` (a user's
+    ``metricreg.toml``) gives rules to tags the manifest does not describe.
     """
     manifest = manifest if manifest is not None else Manifest()
     smoothing = check_smoothing(smoothing)
@@ -474,7 +569,7 @@ def evaluate_run(
     pair_tags: set[str] = set()
     derived: dict[str, tuple[GapPair, tuple]] = {}
     if derive_gaps:
-        pairs = gap_pairs(arrays)
+        pairs = gap_pairs(arrays, mapping)
         classifier = any(is_fraction_score(p.name.rsplit("/", 1)[-1]) for p in pairs) or any(
             _is_eval_split(t.partition("/")[0]) and is_fraction_score(t.rsplit("/", 1)[-1]) for t in arrays
         )
@@ -487,6 +582,10 @@ def evaluate_run(
 
     for tag in sorted(arrays):
         info = manifest.lookup(tag)
+        if mapping and info.metric is None:
+            mapped = mapping.lookup(tag)
+            if mapped is not None:
+                info = replace(info, health=mapped)
         if manifest.present:
             category = info.category
         elif info.health is not None:
@@ -552,6 +651,52 @@ def evaluate_run(
         derived_gaps=bool(derived),
         metrics=metrics,
     )
+
+
+def unreadable_run(run: str, reason: str, has_manifest: bool = False) -> RunVerdict:
+    """The verdict of a run that cannot be judged: no categories, no alerts, and why."""
+    reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+    return RunVerdict(
+        run=run,
+        status=UNREADABLE,
+        has_manifest=has_manifest,
+        smoothing=None,
+        categories=[],
+        alerts=[],
+        errors=[],
+        last_step=None,
+        reason=reason,
+    )
+
+
+def judge_run(
+    run: str,
+    manifest: Manifest | None,
+    series: Mapping[str, SeriesData],
+    errors: Mapping[str, Any] | None = None,
+    problems: Sequence[str] = (),
+    smoothing: float | None = None,
+    *,
+    has_manifest: bool | None = None,
+    **kwargs: Any,
+) -> RunVerdict:
+    """:func:`evaluate_run` in isolation: any problem makes this one run UNREADABLE, never an exception.
+
+    ``problems`` are reasons found while reading (an unparsable manifest or errors record); the
+    first one is the run's reason. A series or record that breaks the evaluation is reported the
+    same way, so one malformed run never takes the other runs (or the whole tab) down.
+    ``has_manifest`` says whether the run wrote a manifest (also an unreadable one).
+    """
+    if has_manifest is None:
+        has_manifest = manifest is not None and manifest.present
+    if problems:
+        return unreadable_run(run, "; ".join(problems), has_manifest)
+    try:
+        verdict = evaluate_run(run, manifest, series, errors, smoothing, **kwargs)
+        verdict.summary()  # everything a listing shows must render too (alert messages, errors)
+        return verdict
+    except Exception as exc:  # isolation is the point: the reason names the culprit
+        return unreadable_run(run, f"{type(exc).__name__}: {exc}", has_manifest)
 
 
 def summarize_run(

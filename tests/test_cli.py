@@ -277,8 +277,8 @@ def test_plugins_text_lists_builtin_metrics(capsys):
     for name, plugin in BUILTIN_METRICS.items():
         assert f"  {name}  [{plugin}]" in out, name
     assert "tag:       train/collapse[/<embeddings key>]/<member>" in out
-    assert "health:    rankme_ratio: collapse, critical < 0.1 × best" in out
-    assert "health:    std: collapse, warn < 0.5 × best, critical < 0.01, critical < 0.25 × best" in out
+    assert "health:    rankme_ratio: collapse, no thresholds" in out
+    assert "health:    std: collapse, critical < 0.05, critical < 0.25 × best" in out
     assert "inputs:    model, ema_model (optional: momentum, student_out, teacher_out)" in out
 
 
@@ -325,4 +325,79 @@ def test_plugins_with_a_config_file(tmp_path, capsys):
     code, out, err = run_cli(capsys, "plugins", "--config", str(config))
     assert code == 2 and out == "" and "matches no registered metric" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "plugins", "--config", str(tmp_path / "missing.toml"))
+    assert code == 2 and "does not exist" in err
+
+
+# --- unreadable input: exit status 2, never the verdict's 1 ------------------------------------------
+
+
+def test_report_on_hostile_runs_exits_2_and_judges_the_rest(tmp_path, capsys):
+    """The fuzz logdir of the Health tab's tests: one bad run never hides the verdicts of the others."""
+    from tests.tb_plugin.hostile import CONTROL, write_cases
+
+    cases = write_cases(str(tmp_path), mutations=20)
+    code, out, err = run_cli(capsys, "report", str(tmp_path), "--fail-on", "critical", "--json")
+    assert code == 2, err
+    report = json.loads(out)
+    runs = {r["run"]: r for r in report["runs"]}
+    assert set(runs) == set(cases)
+    assert runs[CONTROL]["status"] == "critical" and CONTROL in report["failing"]
+    assert runs["category_5"]["status"] == "unreadable"
+    assert "category must be a string, got 5" in runs["category_5"]["reason"]
+    assert "count must be a number, got 'abc'" in runs["errors_count_abc"]["reason"]
+    assert set(report["unreadable"]) == {r for r, row in runs.items() if row["status"] == "unreadable"}
+    assert "Traceback" not in err and "cannot read run(s): " in err
+    code, out, _ = run_cli(capsys, "report", str(tmp_path))
+    assert code == 2
+    assert "category_5: UNREADABLE  (unreadable manifest at step 0: " in out
+
+
+def test_fail_on_exits_1_only_for_a_real_verdict(tmp_path, capsys):
+    from tests.tb_plugin.hostile import write_cases
+
+    write_cases(str(tmp_path), mutations=0)
+    # Only the valid (critical) control run: a verdict at the --fail-on level is exit 1 ...
+    code, _, _ = run_cli(capsys, "report", str(tmp_path), "--run", "control", "--fail-on", "critical")
+    assert code == 1
+    # ... only the unreadable one: exit 2, whatever --fail-on says.
+    for extra in ([], ["--fail-on", "warn"]):
+        code, out, err = run_cli(capsys, "report", str(tmp_path), "--run", "category_5", *extra)
+        assert code == 2 and "UNREADABLE" in out and "cannot read run(s): category_5" in err
+
+
+def test_report_on_a_damaged_event_file_is_exit_2(tmp_path, capsys):
+    from tests.tb_plugin.hostile import write_cases
+
+    write_cases(str(tmp_path), mutations=0)
+    (tmp_path / "control" / "events.out.tfevents.1.fuzz").write_bytes(b"\x00" * 7)  # truncated record header
+    code, out, err = run_cli(capsys, "report", str(tmp_path), "--run", "control", "--run", "constructor")
+    # TensorBoard reads a truncated file as empty: the run has no health data, nothing crashes.
+    assert code == 0 and "Traceback" not in err
+    assert "constructor: CRITICAL" in out and "without health data (not judged): control" in out
+    code, _, err = run_cli(capsys, "report", str(tmp_path), "--run", "control")
+    assert code == 2 and "has metricreg health data" in err
+
+
+def test_report_plain_layouts_and_mapping(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from tests.tb_plugin.test_plain_logdirs import LAYOUTS, MAPPING, write_keras_dirs, write_layout, write_own_tags
+
+    for run, (train_tag, eval_tag, extra) in LAYOUTS.items():
+        write_layout(str(tmp_path), run, train_tag, eval_tag, extra)
+    write_keras_dirs(str(tmp_path))
+    write_own_tags(str(tmp_path))
+    code, out, _ = run_cli(capsys, "report", str(tmp_path), "--json", "--fail-on", "critical")
+    report = json.loads(out)
+    assert code == 1 and sorted(report["failing"]) == sorted([*LAYOUTS, "keras_dirs/train"])
+    # Its own tag names mean nothing without a mapping; Keras' validation run is judged with its train run.
+    assert report["skipped"] == ["keras_dirs/validation", "seeds"]
+    mapping = tmp_path.parent / "mapping.toml"
+    mapping.write_text(MAPPING)
+    code, out, _ = run_cli(capsys, "report", str(tmp_path), "--json", "--mapping", str(mapping), "--run", "seeds")
+    (seeds,) = json.loads(out)["runs"]
+    assert {c["name"]: c["status"] for c in seeds["categories"]}["collapse"] == "critical"
+    mapping.write_text('[tags."x"]\nwarn_abov = 1\n')
+    code, out, err = run_cli(capsys, "report", str(tmp_path), "--mapping", str(mapping))
+    assert code == 2 and out == "" and "unknown key(s) warn_abov" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "report", str(tmp_path), "--mapping", str(tmp_path / "nope.toml"))
     assert code == 2 and "does not exist" in err

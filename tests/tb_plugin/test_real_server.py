@@ -36,6 +36,18 @@ def _series(detail: dict, tag: str) -> dict:
     return next(m for c in detail["categories"] for m in c["metrics"] if m["tag"] == tag)
 
 
+def _conditional_get(server, path: str, etag: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(server.url + path, headers={"If-None-Match": etag})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _skip_without_rustboard(load_fast: str) -> None:
     if load_fast == "true" and not _rustboard_available():
         pytest.skip("tensorboard-data-server (RustBoard) is not installed")
@@ -73,7 +85,14 @@ def test_health_tab_on_a_real_server(tensorboard_server, health_logdir, load_fas
 
     assert server.get("data/plugin/metricreg_health/run")[0] == 400
     assert server.get(RUN + "nope")[0] == 404
-    assert server.get("data/plugin/metricreg_health/run?run=healthy&smoothing=2")[0] == 400
+    # An old URL's smoothing is accepted and ignored: display never changes the verdict.
+    code, headers, body = server.get("data/plugin/metricreg_health/run?run=healthy&smoothing=2")
+    assert code == 200 and json.loads(body) == server.json(RUN + "healthy")
+    # The ETag is the run's fingerprint; a browser holding it gets 304 over real HTTP.
+    assert headers["ETag"] == f'"{json.loads(body)["fingerprint"]}"'
+    assert _conditional_get(server, RUN + "healthy", headers["ETag"]) == 304
+    assert _conditional_get(server, RUNS, server.get(RUNS)[1]["ETag"]) == 304
+    assert _conditional_get(server, RUNS, '"stale"') == 200
     assert server.get("data/plugin/metricreg_health/..%2f..%2fsetup.py")[0] == 404
     assert server.get("data/plugin/metricreg_health/static/..%2f..%2fpyproject.toml")[0] == 404
     code, headers, _ = server.get("data/plugin/metricreg_health/index.js")

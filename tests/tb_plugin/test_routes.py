@@ -187,22 +187,15 @@ def test_generalization_gap_without_manifest(harness, health_logdir):
     assert [a["tag"] for a in detail["alerts"] if a["level"] == "critical"] == ["gap/accuracy"]
 
 
-def test_display_smoothing_never_changes_the_verdict(harness, health_logdir):
+def test_smoothing_parameter_never_changes_the_verdict(harness, health_logdir):
+    """Display smoothing is the browser's business: old URLs with ?smoothing= get the same verdict."""
     raw = harness.run(health_logdir.collapse)
-    smoothed = harness.run(health_logdir.collapse, smoothing="0.9")
-    assert smoothed["smoothing"] == 0.9  # echoed for the charts
-    assert _series(smoothed, RANK_TAG)["smoothing"] == _series(raw, RANK_TAG)["smoothing"] == 0.0  # the rule's own
-    assert smoothed["alerts"] == raw["alerts"] and smoothed["status"] == raw["status"]
-    runs = _by_run(harness.runs("?smoothing=0.9"))
-    assert runs[health_logdir.collapse]["worst_alert"] == raw["alerts"][0]
-
-
-@pytest.mark.parametrize("value", ["abc", "-0.1", "1", "1.5", "nan", "inf", "0x1"])
-def test_bad_smoothing_is_400(harness, health_logdir, value):
-    for path in ("runs", "run"):
-        resp = harness.get(PREFIX + path, query_string={"run": health_logdir.healthy, "smoothing": value})
-        assert resp.status_code == 400, (path, value)
-        assert resp.headers["Content-Type"].startswith("text/plain")
+    assert _series(raw, RANK_TAG)["smoothing"] == 0.0  # the rule's own smoothing
+    for value in ("0.5", "0.99", "abc", "-1", "nan", ""):
+        assert harness.run(health_logdir.collapse, smoothing=value) == raw, value
+        assert harness.runs(f"?smoothing={value}") == harness.runs()
+    row = _by_run(harness.runs())[health_logdir.collapse]
+    assert row["worst_alert"] == raw["alerts"][0]
 
 
 def test_missing_and_unknown_runs(harness, health_logdir):
@@ -306,6 +299,33 @@ def test_new_run_and_new_data_show_after_reload(make_harness, copy_logdir, healt
     assert h.run("late")["status"] == "critical"
 
 
+def test_etags_answer_304_until_the_run_changes(make_harness, copy_logdir, health_logdir, writers):
+    logdir = copy_logdir(health_logdir.healthy)
+    writers.quality(os.path.join(logdir, "late"), [0.9] * 10)
+    h = make_harness(logdir)
+    resp = h.get(PREFIX + "run", query_string={"run": "late"})
+    detail = json.loads(resp.get_data(as_text=True))
+    run_tag = resp.headers["ETag"]
+    assert run_tag == f'"{detail["fingerprint"]}"'
+    rows = _by_run(h.runs())
+    assert rows["late"]["fingerprint"] == detail["fingerprint"]  # /runs and /run agree on a run's fingerprint
+    runs_tag = h.get(PREFIX + "runs").headers["ETag"]
+    for path, query, tag in (("run", {"run": "late"}, run_tag), ("runs", {}, runs_tag)):
+        again = h.get(PREFIX + path, query_string=query, headers={"If-None-Match": tag})
+        assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == tag
+        assert h.get(PREFIX + path, query_string=query, headers={"If-None-Match": '"other"'}).status_code == 200
+    # New points in one run: its fingerprint and the /runs ETag change, its neighbour's do not.
+    writers.quality(os.path.join(logdir, "late"), [0.9] * 10 + [0.1] * 5)
+    h.reload()
+    resp = h.get(PREFIX + "run", query_string={"run": "late"}, headers={"If-None-Match": run_tag})
+    assert resp.status_code == 200 and resp.headers["ETag"] != run_tag
+    assert json.loads(resp.get_data(as_text=True))["status"] == "critical"
+    assert h.get(PREFIX + "runs", headers={"If-None-Match": runs_tag}).status_code == 200
+    new_rows = _by_run(h.runs())
+    assert new_rows["late"]["fingerprint"] != rows["late"]["fingerprint"]
+    assert new_rows[health_logdir.healthy]["fingerprint"] == rows[health_logdir.healthy]["fingerprint"]
+
+
 def test_truncated_and_garbage_event_files(make_harness, copy_logdir, health_logdir):
     logdir = copy_logdir(health_logdir.diverged, health_logdir.healthy)
     run_dir = os.path.join(logdir, health_logdir.diverged)
@@ -362,15 +382,24 @@ def test_latest_manifest_and_errors_win(make_harness, tmp_path):
     assert [e["metric"] for e in detail["errors"]] == ["c/d"]
 
 
-def test_unreadable_manifest_is_reported_not_a_500(make_harness, tmp_path):
+def test_unreadable_manifest_makes_only_that_run_unreadable(make_harness, tmp_path):
     scalars = events.ScalarEncoder()
     bad = events.string_tensor_value(MANIFEST_TAG, "{not json", PLUGIN_NAME, PLUGIN_CONTENT)
     _write_events(str(tmp_path / "bad"), [(0, [bad]), (1, [scalars.value("train/x", 1.0)])])
+    good = events.string_tensor_value(MANIFEST_TAG, _manifest(0.1), PLUGIN_NAME, PLUGIN_CONTENT)
+    _write_events(
+        str(tmp_path / "good"), [(0, [good])] + [(s, [scalars.value("train/quality/score", 0.05)]) for s in range(3)]
+    )
     h = make_harness(str(tmp_path))
-    row = _by_run(h.runs())["bad"]
-    assert row["error_count"] == 1 and row["status"] == "none"
-    (error,) = h.run("bad")["errors"]
-    assert error["metric"] == MANIFEST_TAG and "unreadable" in error["last_message"]
+    runs = _by_run(h.runs())
+    row = runs["bad"]
+    assert row["status"] == "unreadable" and row["has_manifest"] is True
+    assert row["categories"] == {} and row["alert_count"] == 0
+    assert "manifest at step 0" in row["reason"] and "JSONDecodeError" in row["reason"]
+    assert runs["good"]["status"] == "critical"  # its neighbour is judged as usual
+    detail = h.run("bad")
+    assert detail["status"] == "unreadable" and detail["reason"] == row["reason"]
+    assert detail["categories"] == [] and detail["alerts"] == []
 
 
 # --- static files and headers ------------------------------------------------------------------
@@ -456,6 +485,8 @@ def test_entry_module_is_cheap_and_registered():
         "(ep,) = [e for e in entry_points(group='tensorboard_plugins') if e.name == 'metricreg_health']\n"
         "cls = ep.load()\n"
         "assert cls.plugin_name == 'metricreg_health', cls\n"
+        "from tensorboard.plugins import base_plugin\n"
+        "assert issubclass(cls, base_plugin.TBLoader), cls\n"
         "heavy = [m for m in ('torch', 'numpy', 'jax', 'tensorflow', 'grpc') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "from tensorboard import default\n"
@@ -476,3 +507,29 @@ def test_plugin_metadata():
     meta = plugin.frontend_metadata()
     assert meta.es_module_path == "/index.js" and meta.tab_name == "Health"
     assert set(plugin.get_plugin_apps()) == {"/index.js", "/static/*", "/runs", "/run"}
+
+
+def test_a_provider_failure_costs_only_its_run_and_is_retried(make_harness, copy_logdir, health_logdir, writers):
+    """The data provider raising for one run's data: that run is unreadable (not cached), the others judged."""
+    logdir = copy_logdir(health_logdir.healthy, health_logdir.plain)
+    h = make_harness(logdir)
+    real = h.provider.read_scalars
+    broken = {"plain"}
+
+    def flaky_read_scalars(ctx, **kwargs):
+        runs = kwargs["run_tag_filter"].runs or ()
+        if broken & set(runs):
+            raise RuntimeError("disk on fire")
+        return real(ctx, **kwargs)
+
+    h.provider.read_scalars = flaky_read_scalars
+    resp = h.get(PREFIX + "runs")
+    assert resp.status_code == 200 and "ETag" not in resp.headers  # an answer that must not be kept
+    rows = _by_run(json.loads(resp.get_data(as_text=True)))
+    assert rows["plain"]["status"] == "unreadable"
+    assert "the data provider failed: RuntimeError: disk on fire" in rows["plain"]["reason"]
+    assert rows[health_logdir.healthy]["status"] == "ok"
+    assert h.run("plain")["status"] == "unreadable"
+    broken.clear()  # the provider recovers: nothing stale was kept
+    assert _by_run(h.runs())["plain"]["categories"] == {"generalization": "critical"}
+    assert h.run("plain")["status"] == "critical"
