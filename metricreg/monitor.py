@@ -228,15 +228,27 @@ class Monitor:
             return
         self._closed = True
         _open_monitors.discard(self)
-        if self._writer is not None:
-            self._writer.close()
-            if self._writer.stats.dropped:
-                log.warning(
-                    "metricreg: %d records were dropped because the writer fell behind "
-                    "(queue_size=%d); the count is in the run as _metricreg/dropped",
-                    self._writer.stats.dropped,
-                    self._writer.queue_size,
-                )
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except Exception as exc:  # close() runs at exit and in finally blocks: report, never raise
+            log.error("metricreg: closing the writer for %r failed: %r", self.logdir, exc)
+        if writer.stats.dropped:
+            log.warning(
+                "metricreg: %d records were dropped because the writer fell behind "
+                "(queue_size=%d); the count is in the run as _metricreg/dropped",
+                writer.stats.dropped,
+                writer.queue_size,
+            )
+        if writer.unwritten:
+            log.warning(
+                "metricreg: %d records could not be written to %r because of I/O errors; "
+                "the count is in the run as _metricreg/unwritten where it could be written",
+                writer.unwritten,
+                self.logdir,
+            )
 
     def __enter__(self) -> Monitor:
         return self

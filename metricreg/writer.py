@@ -17,8 +17,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,37 +26,14 @@ from typing import Any
 from metricreg import events, host
 from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
+from metricreg.recordfile import LogdirError, RecordFile, open_event_file
+
+__all__ = ["DROPPED_TAG", "UNWRITTEN_TAG", "EventWriter", "LogdirError", "SeriesKey", "open_event_file"]
 
 log = logging.getLogger("metricreg")
 
 DROPPED_TAG = "_metricreg/dropped"
-_file_counter = 0
-_counter_lock = threading.Lock()
-
-
-class LogdirError(OSError):
-    """The log directory cannot be created or written."""
-
-
-def open_event_file(logdir: str) -> tuple[Any, str]:
-    """Create the run directory and a fresh event file, or fail clearly now."""
-    global _file_counter
-    try:
-        os.makedirs(logdir, exist_ok=True)
-    except OSError as exc:
-        raise LogdirError(f"metricreg cannot create the log directory {logdir!r}: {exc.strerror or exc}") from None
-    if not os.path.isdir(logdir):
-        raise LogdirError(f"metricreg log directory {logdir!r} exists and is not a directory")
-    with _counter_lock:
-        _file_counter += 1
-        counter = _file_counter
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter}.metricreg"
-    path = os.path.join(logdir, name)
-    try:
-        handle = open(path, "wb")  # noqa: SIM115 - owned by the writer thread until close()
-    except OSError as exc:
-        raise LogdirError(f"metricreg cannot write to the log directory {logdir!r}: {exc.strerror or exc}") from None
-    return handle, path
+UNWRITTEN_TAG = "_metricreg/unwritten"
 
 
 @dataclass
@@ -103,7 +78,6 @@ class EventWriter:
             raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be positive, got {flush_secs!r}")
-        self._file, self.path = open_event_file(logdir)
         self.logdir = logdir
         self.queue: collections.deque[tuple] = collections.deque()
         self.queue_size = queue_size
@@ -123,6 +97,8 @@ class EventWriter:
         self._plain: dict[tuple[str, str], SeriesKey] = {}
         self._scalars = events.ScalarEncoder()
         self._buffer = bytearray()
+        self._buffer_records = 0
+        self._unwritten_written = 0
         self._last_step = 0
         self._last_flush = time.monotonic()
         self._wake = threading.Event()
@@ -130,11 +106,19 @@ class EventWriter:
         self._lock = threading.Lock()  # guards file writes between the thread and close()
         self.alerts: list[Alert] = []
         # The file is readable by TensorBoard (and the tab enabled) from the first moment.
-        self._buffer += events.tfrecord(events.file_version_event(time.time()))
-        self._write_manifest(0)
-        self._flush_file()
+        self._out = RecordFile(logdir, self._file_header)
         self._thread = threading.Thread(target=self._run, name="metricreg-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def path(self) -> str:
+        """The event file being written (a new one after an unrecoverable I/O fault)."""
+        return self._out.path
+
+    @property
+    def unwritten(self) -> int:
+        """Records lost to I/O faults (full disk, deleted directory, ...)."""
+        return self._out.lost_records
 
     # --- training-thread side ----------------------------------------------------------------
 
@@ -173,27 +157,41 @@ class EventWriter:
         if self._thread.is_alive():
             log.error("metricreg: the writer thread did not finish within %.0f s; closing anyway", timeout)
         with self._lock:
-            self._drain()
-            self._write_pending_meta()
-            self._flush_file()
-            self._file.close()
+            try:
+                self._drain()
+                self._write_pending_meta()
+                self._flush_file()
+            except Exception as exc:  # close() runs at exit: it reports, it never raises
+                self._note_error(f"closing the event file failed: {exc!r}")
+            finally:
+                self._out.close()
 
     # --- writer-thread side ------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            self._drain(budget=4096)
-            if self._closing and not self.queue:
-                return
-            if time.monotonic() - self._last_flush >= self.flush_secs:
-                with self._lock:
-                    if self._file.closed:
-                        return
-                    self._write_pending_meta()
-                    self._flush_file()
-            if not self.queue:
-                self._wake.wait(0.02)
-                self._wake.clear()
+            try:
+                if self._cycle():
+                    return
+            except Exception as exc:  # nothing may kill the writer thread: report and carry on
+                self._note_error(f"the writer thread hit {exc!r}")
+                time.sleep(0.05)
+
+    def _cycle(self) -> bool:
+        """One round of the writer thread; True when it is done for good."""
+        self._drain(budget=4096)
+        if self._closing and not self.queue:
+            return True
+        if time.monotonic() - self._last_flush >= self.flush_secs:
+            with self._lock:
+                if self._out.closed:
+                    return True
+                self._write_pending_meta()
+                self._flush_file()
+        if not self.queue:
+            self._wake.wait(0.02)
+            self._wake.clear()
+        return False
 
     def _drain(self, budget: int | None = None) -> None:
         queue = self.queue
@@ -267,7 +265,7 @@ class EventWriter:
                 self._note_bad_value(series, step, exc)
         if encoded:
             self.stats.values += len(encoded)
-            self._buffer += events.tfrecord(events.event(step, wall_time, encoded))
+            self._append(events.event(step, wall_time, encoded))
 
     def _new_series(self, series: SeriesKey) -> None:
         self._series[series.tag] = {
@@ -325,7 +323,7 @@ class EventWriter:
     def _write_manifest(self, step: int) -> None:
         data = build_manifest(self._metrics, self._series)
         value = events.string_tensor_value(MANIFEST_TAG, json.dumps(data, sort_keys=True), PLUGIN_NAME, PLUGIN_CONTENT)
-        self._buffer += events.tfrecord(events.event(step, time.time(), [value]))
+        self._append(events.event(step, time.time(), [value]))
         self._manifest_dirty = False
 
     def _write_pending_meta(self) -> None:
@@ -334,17 +332,41 @@ class EventWriter:
         if self._errors_dirty:
             text = json.dumps(self._errors, sort_keys=True, default=str)
             value = events.string_tensor_value(ERRORS_TAG, text, PLUGIN_NAME, PLUGIN_CONTENT)
-            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+            self._append(events.event(self._last_step, time.time(), [value]))
             self._errors_dirty = False
         if self.stats.dropped != self._dropped_written:
             self._dropped_written = self.stats.dropped
             value = self._scalars.value(DROPPED_TAG, float(self.stats.dropped))
-            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+            self._append(events.event(self._last_step, time.time(), [value]))
+        if self._out_ready() and self._out.lost_records != self._unwritten_written:
+            self._unwritten_written = self._out.lost_records
+            value = self._scalars.value(UNWRITTEN_TAG, float(self._unwritten_written))
+            self._append(events.event(self._last_step, time.time(), [value]))
+
+    def _out_ready(self) -> bool:
+        return getattr(self, "_out", None) is not None
+
+    def _append(self, data: bytes) -> None:
+        self._buffer += events.tfrecord(data)
+        self._buffer_records += 1
+
+    def _file_header(self) -> bytes:
+        """What every event file starts with: the version record and the run's metadata so far."""
+        saved, saved_records = self._buffer, self._buffer_records
+        self._buffer, self._buffer_records = bytearray(), 0
+        try:
+            self._append(events.file_version_event(time.time()))
+            self._write_manifest(self._last_step)
+            self._errors_dirty = bool(self._errors)
+            self._write_pending_meta()
+            return bytes(self._buffer)
+        finally:
+            self._buffer, self._buffer_records = saved, saved_records
 
     def _flush_file(self) -> None:
-        if self._buffer and not self._file.closed:
-            self._file.write(self._buffer)
-            self._file.flush()
-            self._buffer = bytearray()
-            self.stats.flushes += 1
+        if self._buffer:
+            data, records = bytes(self._buffer), self._buffer_records
+            self._buffer, self._buffer_records = bytearray(), 0
+            if self._out.write(data, records):
+                self.stats.flushes += 1
         self._last_flush = time.monotonic()
