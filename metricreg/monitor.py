@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -18,12 +19,12 @@ from typing import Any
 from metricreg import distributed
 from metricreg.config import ConfigError, load_config
 from metricreg.health import Alert
-from metricreg.host import is_scalar_like
+from metricreg.host import CaptureError, capture, is_scalar_like
 from metricreg.inputs import Inputs, is_deferred
 from metricreg.plugins import get_plugin_manager
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
-from metricreg.writer import EventWriter, SeriesKey
+from metricreg.writer import BadValue, EventWriter, SeriesKey
 
 log = logging.getLogger("metricreg")
 
@@ -34,6 +35,14 @@ _open_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 def _close_all() -> None:
     for monitor in list(_open_monitors):
         monitor.close()
+
+
+def _captured(value: Any) -> Any:
+    """The value at its step (a device-side copy); a BadValue that costs only itself if it cannot be copied."""
+    try:
+        return capture(value)
+    except CaptureError as exc:
+        return BadValue(str(exc))
 
 
 class _Compiled:
@@ -89,7 +98,7 @@ class _Compiled:
             if name == split or name.startswith(split + "/"):
                 name = name[len(split) + 1 :]  # Metric("gap", split="gap") writes gap/<member>, not gap/gap/...
             tag = "/".join(part for part in (split, name, member) if part)
-            series = SeriesKey(tag, self.metric.kind, self.name, member, key, split)
+            series = SeriesKey(tag, self.metric.kind, self.name, member, key, split, self.plugin)
             self.series[cache_key] = series
         return series
 
@@ -148,6 +157,8 @@ class Monitor:
         self.should_stop = False
         self.stop_reason: str | None = None
         self._closed = False
+        self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
+        self._by_name = {c.name: c for c in self._table}
         self._writer: EventWriter | None = None
         if self.rank == 0:
             self._writer = EventWriter(
@@ -157,6 +168,7 @@ class Monitor:
                 queue_size=int(options.get("queue_size", 2048)),
                 on_full=str(options.get("on_full", "block")),
                 on_alert=self._dispatch_alert,
+                on_bad_value=self._value_failed,
             )
         _open_monitors.add(self)
 
@@ -196,7 +208,8 @@ class Monitor:
         writer = self._writer
         if writer is None:
             return
-        writer.put(("log", self.current_step if step is None else step, time.time(), split, dict(values)))
+        captured = {name: _captured(value) for name, value in values.items()}
+        writer.put(("log", self.current_step if step is None else step, time.time(), split, captured))
 
     @property
     def current_step(self) -> int:
@@ -381,17 +394,29 @@ class Monitor:
         if isinstance(result, Mapping):
             for member, value in result.items():
                 if value is not None:
-                    out.append((compiled.series_key(split, key, str(member)), value))
+                    out.append((compiled.series_key(split, key, str(member)), _captured(value)))
         else:
-            out.append((compiled.series_key(split, key, None), result))
+            out.append((compiled.series_key(split, key, None), _captured(result)))
 
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
+        with self._failure_lock:
+            info = self._count_failure(compiled, step, f"{type(exc).__name__}: {exc}", compiled.consecutive + 1)
+        if self._writer is not None:
+            self._writer.put(("error", step, compiled.name, info))
+
+    def _value_failed(self, metric: str, step: int, message: str, streak: int) -> dict[str, Any]:
+        """A value of ``metric`` could not be written (writer thread): counted like a failed compute."""
+        compiled = self._by_name[metric]
+        with self._failure_lock:
+            return self._count_failure(compiled, step, f"unwritable value: {message}", streak)
+
+    def _count_failure(self, compiled: _Compiled, step: int, message: str, consecutive: int) -> dict[str, Any]:
+        """Count one failure; report the first; disable after ``max_failures`` in a row."""
         compiled.failures += 1
-        compiled.consecutive += 1
+        compiled.consecutive = consecutive
         if compiled.first_failure is None:
             compiled.first_failure = step
         compiled.last_failure = step
-        message = f"{type(exc).__name__}: {exc}"
         compiled.last_message = message
         if compiled.failures == 1:
             log.warning(
@@ -409,8 +434,7 @@ class Monitor:
                 compiled.plugin,
                 compiled.consecutive,
             )
-        if self._writer is not None:
-            self._writer.put(("error", step, compiled.name, self._error_info(compiled)))
+        return self._error_info(compiled)
 
     def _error_info(self, compiled: _Compiled) -> dict[str, Any]:
         return {

@@ -28,12 +28,16 @@ from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
 from metricreg.recordfile import LogdirError, RecordFile, open_event_file
 
-__all__ = ["DROPPED_TAG", "UNWRITTEN_TAG", "EventWriter", "LogdirError", "SeriesKey", "open_event_file"]
+__all__ = ["DROPPED_TAG", "UNWRITTEN_TAG", "BadValue", "EventWriter", "LogdirError", "SeriesKey", "open_event_file"]
 
 log = logging.getLogger("metricreg")
 
 DROPPED_TAG = "_metricreg/dropped"
 UNWRITTEN_TAG = "_metricreg/unwritten"
+
+
+class BadValue(Exception):
+    """A value that failed already on the training thread (for example, copying a deleted buffer)."""
 
 
 @dataclass
@@ -46,6 +50,7 @@ class SeriesKey:
     member: str | None
     key: str | None
     split: str | None
+    plugin: str | None = None
 
 
 @dataclass
@@ -71,6 +76,7 @@ class EventWriter:
         on_full: str = "block",
         block_timeout: float = 10.0,
         on_alert: Callable[[Alert], None] | None = None,
+        on_bad_value: Callable[[str, int, str, int], dict[str, Any]] | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
@@ -86,6 +92,8 @@ class EventWriter:
         self.flush_secs = flush_secs
         self.stats = WriterStats()
         self._on_alert = on_alert
+        self._on_bad_value = on_bad_value
+        self._bad_streak: dict[str, int] = {}  # tag -> consecutive unconvertible values
         self._metrics = metrics
         self._series: dict[str, dict[str, Any]] = {}
         self._manifest = Manifest(build_manifest(metrics, {}))
@@ -219,6 +227,8 @@ class EventWriter:
             self._write_values(step, wall_time, [(self._plain_series(split, name), v) for name, v in values.items()])
         elif kind == "error":
             _, step, metric, info = record
+            if info["count"] < self._errors.get(metric, {}).get("count", 0):
+                return  # the writer already holds a newer account (bad values counted here)
             self._errors[metric] = info
             self._errors_dirty = True
             self._last_step = max(self._last_step, step)
@@ -246,6 +256,8 @@ class EventWriter:
             if tag not in self._series:
                 self._new_series(series)
             try:
+                if isinstance(value, BadValue):
+                    raise value
                 if series.kind == "scalar":
                     number = host.to_float(value)
                     encoded.append(scalar(tag, number))
@@ -260,9 +272,12 @@ class EventWriter:
                     encoded.append(events.image_value(tag, host.to_numpy(value)))
                 elif series.kind == "text":
                     encoded.append(events.text_value(tag, str(value)))
-            except (TypeError, ValueError) as exc:
+            except Exception as exc:  # one unconvertible value costs only itself
                 self.stats.bad_values += 1
                 self._note_bad_value(series, step, exc)
+            else:
+                if self._bad_streak and tag in self._bad_streak:
+                    del self._bad_streak[tag]
         if encoded:
             self.stats.values += len(encoded)
             self._append(events.event(step, wall_time, encoded))
@@ -297,9 +312,20 @@ class EventWriter:
                     self._note_error(f"an on_alert hook failed: {exc!r}")
 
     def _note_bad_value(self, series: SeriesKey, step: int, exc: Exception) -> None:
-        name = series.metric or series.tag
+        """Record a value that cannot be written, under its metric and plugin (or the Monitor.log tag)."""
+        message = f"{series.tag}: {exc if isinstance(exc, BadValue) else f'{type(exc).__name__}: {exc}'}"
+        metric = series.metric
+        if metric is not None and self._on_bad_value is not None:
+            streak = self._bad_streak[series.tag] = self._bad_streak.get(series.tag, 0) + 1
+            try:
+                self._errors[metric] = self._on_bad_value(metric, step, message, streak)
+                self._errors_dirty = True
+                return
+            except Exception as hook_exc:
+                self._note_error(f"recording a bad value of {metric!r} failed: {hook_exc!r}")
+        name = metric or series.tag
         entry = self._errors.get(name) or {
-            "plugin": None if series.metric else "Monitor.log",
+            "plugin": series.plugin or (None if metric else "Monitor.log"),
             "count": 0,
             "consecutive": 0,
             "first_step": step,
@@ -309,7 +335,7 @@ class EventWriter:
             count=entry["count"] + 1,
             consecutive=entry["consecutive"] + 1,
             last_step=step,
-            last_message=f"{series.tag}: {exc}",
+            last_message=message,
         )
         self._errors[name] = entry
         self._errors_dirty = True
