@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import operator
 import os
 import threading
 import time
@@ -35,6 +36,25 @@ _open_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 def _close_all() -> None:
     for monitor in list(_open_monitors):
         monitor.close()
+
+
+STEP_LIMIT = 1 << 63  # event files store the step as int64
+
+
+def check_step(step: Any, where: str) -> int:
+    """A valid step as a plain int (numpy and torch integer scalars accepted), or a clear error."""
+    if isinstance(step, bool):
+        raise TypeError(f"{where}(step={step!r}): a step must be an integer, not a bool")
+    try:
+        value = operator.index(step)
+    except TypeError:
+        raise TypeError(
+            f"{where}(step={step!r}): a step must be an integer (int, or a numpy/torch integer scalar), "
+            f"not {type(step).__name__}"
+        ) from None
+    if not 0 <= value < STEP_LIMIT:
+        raise ValueError(f"{where}(step={value}): a step must be in [0, 2**63) (event files store int64 steps)")
+    return value
 
 
 def _captured(value: Any) -> Any:
@@ -178,9 +198,14 @@ class Monitor:
         """Call once per training step. Costs one comparison when nothing is due."""
         if step is None:
             step = self._step
-        self._step = step + 1
+        elif type(step) is not int or step < 0:
+            step = check_step(step, "Monitor.step")
         if step < self._next_due:
+            self._step = step + 1
             return
+        if step >= STEP_LIMIT:  # always "due" (past NEVER), so checked here at no cost to other steps
+            check_step(step, "Monitor.step")
+        self._step = step + 1
         self._run(self._by_event["step"], "step", step, step, inputs, "train")
         self._next_due = self._compute_next_due()
 
@@ -190,7 +215,7 @@ class Monitor:
         """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics."""
         if not isinstance(split, str) or not split or "/" in split:
             raise ValueError(f"Monitor.eval(split=...) must be a non-empty name without '/', got {split!r}")
-        step = self.current_step if step is None else step
+        step = self.current_step if step is None else check_step(step, "Monitor.eval")
         count = self._event_counts["eval"]
         self._event_counts["eval"] = count + 1
         direct = {k: v for k, v in inputs.items() if not is_deferred(v) and is_scalar_like(v)}
@@ -208,8 +233,9 @@ class Monitor:
         writer = self._writer
         if writer is None:
             return
+        step = self.current_step if step is None else check_step(step, "Monitor.log")
         captured = {name: _captured(value) for name, value in values.items()}
-        writer.put(("log", self.current_step if step is None else step, time.time(), split, captured))
+        writer.put(("log", step, time.time(), split, captured))
 
     @property
     def current_step(self) -> int:
