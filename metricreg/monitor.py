@@ -38,6 +38,20 @@ def _close_all() -> None:
         monitor.close()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker, a user's fork) inherits every Monitor: make each inert.
+
+    The child must never write the parent's buffered records or file: it drops its copy
+    of the writer (no flush, no close) and does nothing, warning once if it is used.
+    """
+    for monitor in list(_open_monitors):
+        monitor._become_inert(os.getpid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 STEP_LIMIT = 1 << 63  # event files store the step as int64
 
 
@@ -177,6 +191,8 @@ class Monitor:
         self.should_stop = False
         self.stop_reason: str | None = None
         self._closed = False
+        self._inert_pid: int | None = None  # set in a forked child, where the Monitor does nothing
+        self._inert_warned = False
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
         self._writer: EventWriter | None = None
@@ -232,6 +248,7 @@ class Monitor:
         """Write ad-hoc values as ``<split>/<name>`` scalars through the same writer."""
         writer = self._writer
         if writer is None:
+            self._warn_if_inert()
             return
         step = self.current_step if step is None else check_step(step, "Monitor.log")
         captured = {name: _captured(value) for name, value in values.items()}
@@ -317,6 +334,7 @@ class Monitor:
         direct: Mapping[str, Any] | None = None,
     ) -> None:
         if self._closed:
+            self._warn_if_inert()
             return
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
@@ -472,6 +490,24 @@ class Monitor:
             "first_step": compiled.first_failure,
             "last_step": compiled.last_failure,
         }
+
+    def _become_inert(self, pid: int) -> None:
+        """In a forked child: forget the parent's writer without flushing it; every call returns at once."""
+        self._inert_pid = pid
+        self._closed = True
+        self._writer = None  # unbuffered file: dropping it writes nothing; its thread did not survive the fork
+        self._next_due = 0  # every step reaches _run, which warns once and returns
+        _open_monitors.discard(self)
+
+    def _warn_if_inert(self) -> None:
+        if self._inert_pid is not None and not self._inert_warned:
+            self._inert_warned = True
+            log.warning(
+                "metricreg: a Monitor for %r was used in a forked child process (pid %d, for example a "
+                "DataLoader worker); it does nothing there. Call it from the training process.",
+                self.logdir,
+                self._inert_pid,
+            )
 
     def _dispatch_alert(self, alert: Alert) -> None:
         """Call every metricreg_on_alert implementation, each isolated from the others."""
