@@ -25,7 +25,7 @@ from metricreg.inputs import Inputs, is_deferred
 from metricreg.plugins import get_plugin_manager
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
-from metricreg.writer import BadValue, EventWriter, SeriesKey
+from metricreg.writer import DEFAULT_QUEUE_BYTES, BadValue, EventWriter, SeriesKey
 
 log = logging.getLogger("metricreg")
 
@@ -157,6 +157,7 @@ class Monitor:
         flush_secs: float | None = None,
         queue_size: int | None = None,
         on_full: str | None = None,
+        max_queue_bytes: int | None = None,
         max_failures: int | None = None,
         builtins: bool | None = None,
     ) -> None:
@@ -169,6 +170,7 @@ class Monitor:
             ("flush_secs", flush_secs),
             ("queue_size", queue_size),
             ("on_full", on_full),
+            ("max_queue_bytes", max_queue_bytes),
             ("max_failures", max_failures),
         ):
             if value is not None:
@@ -203,6 +205,7 @@ class Monitor:
                 flush_secs=float(options.get("flush_secs", 2.0)),
                 queue_size=int(options.get("queue_size", 2048)),
                 on_full=str(options.get("on_full", "block")),
+                max_queue_bytes=int(options.get("max_queue_bytes", DEFAULT_QUEUE_BYTES)),
                 on_alert=self._dispatch_alert,
                 on_bad_value=self._value_failed,
             )
@@ -278,8 +281,8 @@ class Monitor:
         if self._writer is not None:
             self._writer.flush()
 
-    def close(self) -> None:
-        """Write everything still queued and close the event file. Safe to call twice."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Write everything still queued and close the event file within ``timeout`` s. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
@@ -288,15 +291,16 @@ class Monitor:
         if writer is None:
             return
         try:
-            writer.close()
+            writer.close(timeout)
         except Exception as exc:  # close() runs at exit and in finally blocks: report, never raise
             log.error("metricreg: closing the writer for %r failed: %r", self.logdir, exc)
         if writer.stats.dropped:
             log.warning(
                 "metricreg: %d records were dropped because the writer fell behind "
-                "(queue_size=%d); the count is in the run as _metricreg/dropped",
+                "(queue_size=%d records, max_queue_bytes=%d); the count is in the run as _metricreg/dropped",
                 writer.stats.dropped,
                 writer.queue_size,
+                writer.max_queue_bytes,
             )
         if writer.unwritten:
             log.warning(

@@ -92,6 +92,9 @@ class RecordFile:
             self._failed(exc)
             self._lose(data, records)
             return False
+        except ValueError:  # closed under the writer thread by a close() that timed out
+            self._lose(data, records)
+            return False
         self._offset += len(data)
         if self._fault is not None:
             log.warning(

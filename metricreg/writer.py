@@ -4,7 +4,9 @@ The training thread only appends records to a bounded deque. Everything that
 costs time (turning device arrays into numbers, protobuf encoding, CRC32C,
 file I/O, health evaluation, alert hooks) happens here.
 
-Memory is bounded by ``queue_size`` records. When the writer falls behind, the
+Memory is bounded by ``queue_size`` records and by ``max_queue_bytes`` bytes of
+array payloads (estimated from ``nbytes`` when queued; device copies count too).
+When the writer falls behind, the
 ``on_full`` policy decides: ``"block"`` (default) makes the training thread
 wait for room, up to ``block_timeout`` seconds, after which the record is
 dropped; ``"drop"`` drops at once. Every dropped record is counted and the
@@ -34,6 +36,25 @@ log = logging.getLogger("metricreg")
 
 DROPPED_TAG = "_metricreg/dropped"
 UNWRITTEN_TAG = "_metricreg/unwritten"
+
+
+DEFAULT_QUEUE_BYTES = 256 << 20  # what queued array payloads may hold, besides the record count
+
+
+def record_bytes(record: tuple) -> int:
+    """A cheap estimate of what a queued record keeps alive: its arrays' nbytes plus a fixed overhead."""
+    kind = record[0]
+    if kind == "values":
+        values: Any = [value for _, value in record[3]]
+    elif kind == "log":
+        values = record[4].values()
+    else:
+        return 64
+    total = 64
+    for value in values:
+        size = getattr(value, "nbytes", None)
+        total += 32 + (size if isinstance(size, int) else 0)
+    return total
 
 
 class BadValue(Exception):
@@ -75,6 +96,7 @@ class EventWriter:
         queue_size: int = 2048,
         on_full: str = "block",
         block_timeout: float = 10.0,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_alert: Callable[[Alert], None] | None = None,
         on_bad_value: Callable[[str, int, str, int], dict[str, Any]] | None = None,
     ) -> None:
@@ -82,11 +104,17 @@ class EventWriter:
             raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
+        if not isinstance(max_queue_bytes, int) or max_queue_bytes < 1:
+            raise ValueError(f"max_queue_bytes must be a positive integer, got {max_queue_bytes!r}")
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be positive, got {flush_secs!r}")
         self.logdir = logdir
         self.queue: collections.deque[tuple] = collections.deque()
         self.queue_size = queue_size
+        self.max_queue_bytes = max_queue_bytes
+        self._bytes_in = 0  # written by the training thread only
+        self._bytes_out = 0  # written by the writer thread only: no lock needed for the difference
+        self.abandoned = 0  # records close() had to leave behind (the writer did not finish in time)
         self.on_full = on_full
         self.block_timeout = block_timeout
         self.flush_secs = flush_secs
@@ -132,17 +160,28 @@ class EventWriter:
 
     def put(self, record: tuple) -> None:
         queue = self.queue
-        if len(queue) >= self.queue_size and not self._make_room():
+        size = record_bytes(record)
+        if (len(queue) >= self.queue_size or self._over_budget(size)) and not self._make_room(size):
             self.stats.dropped += 1
             return
-        queue.append(record)
+        self._bytes_in += size
+        queue.append((record, size))
 
-    def _make_room(self) -> bool:
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes held by queued records (array payloads, on host or device), as estimated when queued."""
+        return self._bytes_in - self._bytes_out
+
+    def _over_budget(self, size: int) -> bool:
+        queued = self._bytes_in - self._bytes_out
+        return queued > 0 and queued + size > self.max_queue_bytes  # one record larger than the budget still fits alone
+
+    def _make_room(self, size: int) -> bool:
         if self.on_full == "drop" or self._closing or not self._thread.is_alive():
             return False
         self._wake.set()
         deadline = time.monotonic() + self.block_timeout
-        while len(self.queue) >= self.queue_size:
+        while len(self.queue) >= self.queue_size or self._over_budget(size):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.0005)
@@ -157,13 +196,31 @@ class EventWriter:
             log.warning("metricreg: flush did not finish within %.0f s", timeout)
 
     def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued and close the file within ``timeout`` seconds; say what was left if not."""
         if self._closing:
             return
         self._closing = True
+        deadline = time.monotonic() + timeout
         self._wake.set()
         self._thread.join(timeout)
+        left = len(self.queue)
         if self._thread.is_alive():
-            log.error("metricreg: the writer thread did not finish within %.0f s; closing anyway", timeout)
+            self.abandoned = left
+            log.error(
+                "metricreg: the writer thread for %r did not finish within %.1f s; closing anyway and leaving "
+                "%d queued records (%d bytes) unwritten",
+                self.logdir,
+                timeout,
+                left,
+                self.queued_bytes,
+            )
+            if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()) + 1.0):
+                return  # the thread is stuck inside a file write: it closes nothing we could wait for
+            try:
+                self._out.close()  # whatever the thread still writes is counted as unwritten
+            finally:
+                self._lock.release()
+            return
         with self._lock:
             try:
                 self._drain()
@@ -206,9 +263,10 @@ class EventWriter:
         handled = 0
         while queue and (budget is None or handled < budget):
             try:
-                record = queue.popleft()
+                record, size = queue.popleft()
             except IndexError:
                 break
+            self._bytes_out += size
             handled += 1
             try:
                 self._handle(record)
