@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from metricreg import distributed
+from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, is_scalar_like
@@ -36,6 +36,11 @@ _open_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 def _close_all() -> None:
     for monitor in list(_open_monitors):
         monitor.close()
+
+
+def _flush_all() -> None:
+    for monitor in list(_open_monitors):
+        monitor.flush()
 
 
 def _after_fork_in_child() -> None:
@@ -144,7 +149,9 @@ class Monitor:
     ``plugins`` adds plugin objects or module names to the built-ins and the
     installed entry points. ``config`` is a dict or a TOML/YAML path with
     per-pattern overrides (see metricreg.config). ``inputs`` declares extra
-    step-input names that metrics may ask for.
+    step-input names that metrics may ask for. ``max_queue_bytes`` bounds what
+    queued results hold. ``handle_sigterm`` chains a SIGTERM handler that writes
+    everything logged so far before the previous handler runs (metricreg.signals).
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class Monitor:
         max_queue_bytes: int | None = None,
         max_failures: int | None = None,
         builtins: bool | None = None,
+        handle_sigterm: bool = True,
     ) -> None:
         if not isinstance(logdir, (str, os.PathLike)) or not os.fspath(logdir):
             raise ValueError(f"Monitor(logdir=...) needs a directory path, got {logdir!r}")
@@ -210,6 +218,8 @@ class Monitor:
                 on_bad_value=self._value_failed,
             )
         _open_monitors.add(self)
+        if handle_sigterm and self._writer is not None:
+            signals.install(_close_all, _flush_all)
 
     # --- the hot path -------------------------------------------------------------------------
 
