@@ -21,8 +21,9 @@ from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, is_scalar_like
-from metricreg.inputs import Inputs, is_deferred
+from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
 from metricreg.plugins import get_plugin_manager
+from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
 from metricreg.writer import DEFAULT_QUEUE_BYTES, BadValue, EventWriter, SeriesKey
@@ -41,6 +42,22 @@ def _close_all() -> None:
 def _flush_all() -> None:
     for monitor in list(_open_monitors):
         monitor.flush()
+
+
+def _warn_if_shared(logdir: str) -> None:
+    """Two Monitors on one run directory each write their own manifest; the tab shows only the last one's."""
+    here = os.path.realpath(logdir)
+    others = ["this process" for m in list(_open_monitors) if os.path.realpath(m.logdir) == here and m._writer]
+    others += [f"process {pid}" for pid in live_writers(logdir)]
+    if others:
+        log.warning(
+            "metricreg: another Monitor (%s) is already writing to %r. Each Monitor writes its own manifest and "
+            "the Health tab reads the latest, so one Monitor's metrics lose their descriptions and rules there. "
+            "Give each Monitor its own run directory (for example %r).",
+            ", ".join(sorted(set(others))),
+            logdir,
+            os.path.join(logdir, "part2"),
+        )
 
 
 def _after_fork_in_child() -> None:
@@ -203,10 +220,12 @@ class Monitor:
         self._closed = False
         self._inert_pid: int | None = None  # set in a forked child, where the Monitor does nothing
         self._inert_warned = False
+        self._input_errors: dict[str, dict[str, Any]] = {}  # "input:<name>" -> failures of a lazy input
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
         self._writer: EventWriter | None = None
         if self.rank == 0:
+            _warn_if_shared(self.logdir)
             self._writer = EventWriter(
                 self.logdir,
                 self.registry.describe(),
@@ -279,8 +298,11 @@ class Monitor:
 
     @property
     def errors(self) -> dict[str, dict[str, Any]]:
-        """Per failing metric: plugin, failure count, last message, disabled."""
-        return {c.name: self._error_info(c) for c in self._table if c.failures}
+        """Per failing metric (and ``input:<name>`` per failing input): plugin, count, last message, disabled."""
+        errors = {c.name: self._error_info(c) for c in self._table if c.failures}
+        with self._failure_lock:
+            errors.update((key, dict(entry)) for key, entry in self._input_errors.items())
+        return errors
 
     def request_stop(self, reason: str) -> None:
         """Ask the training loop to stop (it checks ``monitor.should_stop``)."""
@@ -350,6 +372,9 @@ class Monitor:
         if self._closed:
             self._warn_if_inert()
             return
+        for name, value in raw.items():
+            if is_iterator(value):
+                raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
         reduced: dict[str, list[tuple[SeriesKey, Any]]] = {}
@@ -439,7 +464,9 @@ class Monitor:
                 self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # InputError included: a failing derived input fails its metrics
+        except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
+            self._input_failed(exc, step)
+        except Exception as exc:
             self._failed(compiled, step, exc)
         else:
             compiled.consecutive = 0
@@ -461,6 +488,35 @@ class Monitor:
             info = self._count_failure(compiled, step, f"{type(exc).__name__}: {exc}", compiled.consecutive + 1)
         if self._writer is not None:
             self._writer.put(("error", step, compiled.name, info))
+
+    def _input_failed(self, exc: InputError, step: int) -> None:
+        """Count a failing input once per step, under its own name; report its first failure."""
+        key = f"input:{exc.name}"
+        with self._failure_lock:
+            entry = self._input_errors.get(key)
+            if entry is None:
+                entry = self._input_errors[key] = {
+                    "plugin": exc.plugin,
+                    "count": 0,
+                    "consecutive": 0,
+                    "first_step": step,
+                    "last_step": None,
+                    "last_message": "",
+                    "disabled": False,
+                }
+            if entry["last_step"] == step:
+                return  # already counted: every metric that needs it sees the same failure
+            entry.update(count=entry["count"] + 1, consecutive=entry["count"] + 1, last_step=step)
+            entry["last_message"] = str(exc)
+            info = dict(entry)
+        if info["count"] == 1:
+            log.warning(
+                "metricreg: %s at step %d; the metrics that need it are skipped for that step, training continues",
+                exc,
+                step,
+            )
+        if self._writer is not None:
+            self._writer.put(("error", step, key, info))
 
     def _value_failed(self, metric: str, step: int, message: str, streak: int) -> dict[str, Any]:
         """A value of ``metric`` could not be written (writer thread): counted like a failed compute."""

@@ -55,6 +55,36 @@ def open_event_file(logdir: str) -> tuple[Any, str]:
     return handle, path
 
 
+def live_writers(logdir: str) -> list[int]:
+    """Other live processes on this host with a metricreg event file in ``logdir`` (by the pid in its name)."""
+    host, me, pids = socket.gethostname(), os.getpid(), set()
+    try:
+        names = os.listdir(logdir)
+    except OSError:
+        return []
+    for name in names:
+        parts = name.split(".")
+        # events.out.tfevents.<time>.<host>.<pid>.<counter>.metricreg (the host may hold dots)
+        if not (name.startswith("events.out.tfevents.") and name.endswith(".metricreg") and len(parts) >= 8):
+            continue
+        if ".".join(parts[4:-3]) != host or not parts[-3].isdigit():
+            continue
+        pid = int(parts[-3])
+        if pid != me and _alive(pid):
+            pids.add(pid)
+    return sorted(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class RecordFile:
     """Appends whole records; on a fault, cuts back, counts the loss and retries later.
 
