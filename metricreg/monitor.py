@@ -19,6 +19,7 @@ from typing import Any
 
 from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
+from metricreg.cost import CostMeter
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, is_scalar_like
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
@@ -169,6 +170,7 @@ class Monitor:
     step-input names that metrics may ask for. ``max_queue_bytes`` bounds what
     queued results hold. ``handle_sigterm`` chains a SIGTERM handler that writes
     everything logged so far before the previous handler runs (metricreg.signals).
+    ``cost_budget`` (s per call) and ``hang_after`` (s) drive metricreg.cost's reports.
     """
 
     def __init__(
@@ -185,6 +187,8 @@ class Monitor:
         max_failures: int | None = None,
         builtins: bool | None = None,
         handle_sigterm: bool = True,
+        cost_budget: float | None = None,
+        hang_after: float | None = None,
     ) -> None:
         if not isinstance(logdir, (str, os.PathLike)) or not os.fspath(logdir):
             raise ValueError(f"Monitor(logdir=...) needs a directory path, got {logdir!r}")
@@ -196,6 +200,8 @@ class Monitor:
             ("queue_size", queue_size),
             ("on_full", on_full),
             ("max_queue_bytes", max_queue_bytes),
+            ("cost_budget", cost_budget),
+            ("hang_after", hang_after),
             ("max_failures", max_failures),
         ):
             if value is not None:
@@ -203,6 +209,7 @@ class Monitor:
         self.max_failures = int(options.get("max_failures", 3))
         if self.max_failures < 1:
             raise ConfigError(f"max_failures must be >= 1, got {self.max_failures}")
+        self._cost = CostMeter(float(options.get("cost_budget", 1.0)), float(options.get("hang_after", 60.0)))
         self.plugin_manager = get_plugin_manager(plugins, builtins=builtins)
         self.registry = collect(self.plugin_manager, cfg, [*inputs, *options.get("inputs", ())])
         self._table = [_Compiled(reg) for reg in self.registry.metrics]
@@ -235,6 +242,7 @@ class Monitor:
                 max_queue_bytes=int(options.get("max_queue_bytes", DEFAULT_QUEUE_BYTES)),
                 on_alert=self._dispatch_alert,
                 on_bad_value=self._value_failed,
+                cost=self._cost,
             )
         _open_monitors.add(self)
         if handle_sigterm and self._writer is not None:
@@ -439,6 +447,7 @@ class Monitor:
                     compiled.reported_missing = True
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return
+        self._cost.start(compiled.name, compiled.plugin, step)
         try:
             kwargs: dict[str, Any] = {}
             for name in compiled.params + compiled.optional:
@@ -470,6 +479,8 @@ class Monitor:
             self._failed(compiled, step, exc)
         else:
             compiled.consecutive = 0
+        finally:
+            self._cost.stop()
 
     def _collect(
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricreg import events, host
+from metricreg.cost import COST_PREFIX, CostMeter
 from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
 from metricreg.recordfile import LogdirError, RecordFile, open_event_file
@@ -99,6 +100,7 @@ class EventWriter:
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_alert: Callable[[Alert], None] | None = None,
         on_bad_value: Callable[[str, int, str, int], dict[str, Any]] | None = None,
+        cost: CostMeter | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
@@ -121,6 +123,8 @@ class EventWriter:
         self.stats = WriterStats()
         self._on_alert = on_alert
         self._on_bad_value = on_bad_value
+        self._cost = cost
+        self._cost_written: dict[str, int] = {}  # metric -> calls when its cost was last written
         self._bad_streak: dict[str, int] = {}  # tag -> consecutive unconvertible values
         self._metrics = metrics
         self._series: dict[str, dict[str, Any]] = {}
@@ -245,6 +249,8 @@ class EventWriter:
     def _cycle(self) -> bool:
         """One round of the writer thread; True when it is done for good."""
         self._drain(budget=4096)
+        if self._cost is not None:
+            self._cost.check_hung()
         if self._closing and not self.queue:
             return True
         if time.monotonic() - self._last_flush >= self.flush_secs:
@@ -422,10 +428,22 @@ class EventWriter:
             self._dropped_written = self.stats.dropped
             value = self._scalars.value(DROPPED_TAG, float(self.stats.dropped))
             self._append(events.event(self._last_step, time.time(), [value]))
+        if self._cost is not None:
+            self._write_costs()
         if self._out_ready() and self._out.lost_records != self._unwritten_written:
             self._unwritten_written = self._out.lost_records
             value = self._scalars.value(UNWRITTEN_TAG, float(self._unwritten_written))
             self._append(events.event(self._last_step, time.time(), [value]))
+
+    def _write_costs(self) -> None:
+        """Each metric's mean training-thread milliseconds per call, when it ran since last written."""
+        values = []
+        for metric, (calls, mean_ms) in self._cost.mean_ms().items():  # type: ignore[union-attr]
+            if self._cost_written.get(metric) != calls:
+                self._cost_written[metric] = calls
+                values.append(self._scalars.value(COST_PREFIX + metric, mean_ms))
+        if values:
+            self._append(events.event(self._last_step, time.time(), values))
 
     def _out_ready(self) -> bool:
         return getattr(self, "_out", None) is not None
