@@ -27,7 +27,13 @@ from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
-from metricreg.writer import DEFAULT_QUEUE_BYTES, BadValue, EventWriter, SeriesKey
+from metricreg.writer import (
+    DEFAULT_QUEUE_BYTES,
+    PLAIN_TYPES,
+    BadValue,
+    EventWriter,
+    SeriesKey,
+)
 
 log = logging.getLogger("metricreg")
 
@@ -290,8 +296,16 @@ class Monitor:
         if writer is None:
             self._warn_if_inert()
             return
-        step = self.current_step if step is None else check_step(step, "Monitor.log")
-        captured = {name: _captured(value) for name, value in values.items()}
+        if step is None:
+            step = self.current_step
+        elif type(step) is not int or not 0 <= step < STEP_LIMIT:
+            step = check_step(step, "Monitor.log")
+        captured = dict(values)
+        if set(map(type, captured.values())) <= PLAIN_TYPES:  # plain numbers: immutable, no payload
+            writer.put(("log", step, time.time(), split, captured), 64 + 32 * len(captured))  # = record_bytes
+            return
+        for name, value in captured.items():  # arrays/tensors: copied at this step
+            captured[name] = _captured(value)
         writer.put(("log", step, time.time(), split, captured))
 
     @property

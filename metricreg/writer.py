@@ -31,7 +31,16 @@ from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
 from metricreg.recordfile import LogdirError, RecordFile, open_event_file
 
-__all__ = ["DROPPED_TAG", "UNWRITTEN_TAG", "BadValue", "EventWriter", "LogdirError", "SeriesKey", "open_event_file"]
+__all__ = [
+    "DROPPED_TAG",
+    "PLAIN_TYPES",
+    "UNWRITTEN_TAG",
+    "BadValue",
+    "EventWriter",
+    "LogdirError",
+    "SeriesKey",
+    "open_event_file",
+]
 
 log = logging.getLogger("metricreg")
 
@@ -40,6 +49,9 @@ UNWRITTEN_TAG = "_metricreg/unwritten"
 
 
 DEFAULT_QUEUE_BYTES = 256 << 20  # what queued array payloads may hold, besides the record count
+
+
+PLAIN_TYPES = frozenset({float, int, bool, str, type(None)})  # values that hold no array payload
 
 
 def record_bytes(record: tuple) -> int:
@@ -51,10 +63,11 @@ def record_bytes(record: tuple) -> int:
         values = record[4].values()
     else:
         return 64
-    total = 64
+    total = 64 + 32 * len(values)
     for value in values:
         size = getattr(value, "nbytes", None)
-        total += 32 + (size if isinstance(size, int) else 0)
+        if isinstance(size, int):
+            total += size
     return total
 
 
@@ -162,10 +175,15 @@ class EventWriter:
 
     # --- training-thread side ----------------------------------------------------------------
 
-    def put(self, record: tuple) -> None:
+    def put(self, record: tuple, size: int | None = None) -> None:
+        """Queue a record (training thread); ``size`` is its byte estimate when the caller knows it."""
+        if size is None:
+            size = record_bytes(record)
         queue = self.queue
-        size = record_bytes(record)
-        if (len(queue) >= self.queue_size or self._over_budget(size)) and not self._make_room(size):
+        queued = self._bytes_in - self._bytes_out
+        if (len(queue) >= self.queue_size or (queued and queued + size > self.max_queue_bytes)) and not (
+            self._make_room(size)
+        ):
             self.stats.dropped += 1
             return
         self._bytes_in += size
@@ -320,8 +338,6 @@ class EventWriter:
             if tag not in self._series:
                 self._new_series(series)
             try:
-                if isinstance(value, BadValue):
-                    raise value
                 if series.kind == "scalar":
                     number = host.to_float(value)
                     encoded.append(scalar(tag, number))
@@ -335,10 +351,12 @@ class EventWriter:
                 elif series.kind == "image":
                     encoded.append(events.image_value(tag, host.to_numpy(value)))
                 elif series.kind == "text":
+                    if isinstance(value, BadValue):
+                        raise value
                     encoded.append(events.text_value(tag, str(value)))
             except Exception as exc:  # one unconvertible value costs only itself
                 self.stats.bad_values += 1
-                self._note_bad_value(series, step, exc)
+                self._note_bad_value(series, step, value if isinstance(value, BadValue) else exc)
             else:
                 if self._bad_streak and tag in self._bad_streak:
                     del self._bad_streak[tag]
