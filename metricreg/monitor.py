@@ -257,7 +257,11 @@ class Monitor:
     # --- the hot path -------------------------------------------------------------------------
 
     def step(self, step: int | None = None, **inputs: Any) -> None:
-        """Call once per training step. Costs one comparison when nothing is due."""
+        """Call once per training step. Costs a type check and one comparison when nothing is due.
+
+        ``step`` must be an integer in [0, 2**63) (numpy/torch integer scalars too); anything
+        else raises here, before it can reach the writer.
+        """
         if step is None:
             step = self._step
         elif type(step) is not int or step < 0:
