@@ -50,6 +50,11 @@ def main() -> None:
             for _ in range(N):
                 step(loss=loss)
 
+        def gated_explicit() -> None:
+            step = mon.step
+            for i in range(1, N + 1):
+                step(i, loss=loss)
+
         def baseline() -> None:
             for _ in range(N):
                 empty(loss=loss)
@@ -58,15 +63,21 @@ def main() -> None:
             for _ in range(N):
                 pass
 
+        def bare_range() -> None:
+            for _i in range(1, N + 1):
+                pass
+
         loop = best_of(bare_loop)
         t_mon = (best_of(gated) - loop) / N
+        t_explicit = (best_of(gated_explicit) - best_of(bare_range)) / N
         t_empty = (best_of(baseline) - loop) / N
         mon.close()
     print(f"metrics in table          : {len(mon.registry.metrics)}")
     print(f"empty function call       : {t_empty * 1e9:7.1f} ns")
     print(f"mon.step(loss=...) not due: {t_mon * 1e9:7.1f} ns   (target <= 500 ns)")
+    print(f"mon.step(i, loss=...)     : {t_explicit * 1e9:7.1f} ns   (an explicit step, validated)")
     print(f"ratio to empty call       : {t_mon / t_empty:7.2f}x")
-    print("PASS" if t_mon <= 0.5e-6 else "FAIL: above 0.5 us")
+    print("PASS" if max(t_mon, t_explicit) <= 0.5e-6 else "FAIL: above 0.5 us")
 
 
 if __name__ == "__main__":

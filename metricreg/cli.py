@@ -272,12 +272,25 @@ def build_report(
         if not data.has_manifest and not data.problems and not has_conventional_tags(data.series, mapping):
             skipped.append(name)
             continue
-        reports.append(_run_report(data.evaluate(smoothing, mapping=mapping)))
+        report = _run_report(data.evaluate(smoothing, mapping=mapping))
+        report["cost"] = _run_costs(data.series)
+        reports.append(report)
     if not reports:
         raise UsageError(f"no run under {logdir!r} has metricreg health data (runs without it: {', '.join(skipped)})")
     status = worst(r["status"] for r in reports if r["status"] not in ("none", UNREADABLE)) or "none"
     unreadable = [r["run"] for r in reports if r["status"] == UNREADABLE]
     return {"logdir": logdir, "status": status, "runs": reports, "skipped": skipped, "unreadable": unreadable}
+
+
+def _run_costs(series: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each metric's latest mean training-thread milliseconds per call (``_metricreg/cost/<metric>``), costliest first."""
+    from metricreg.cost import COST_PREFIX
+
+    costs = []
+    for tag, (steps, values, _) in series.items():
+        if tag.startswith(COST_PREFIX) and len(values):
+            costs.append({"metric": tag[len(COST_PREFIX) :], "mean_ms": float(values[-1]), "step": int(steps[-1])})
+    return sorted(costs, key=lambda c: -c["mean_ms"])
 
 
 _MARK = {"ok": "ok", "warn": "WARN", "critical": "CRITICAL", "none": "no rules", "unreadable": "UNREADABLE"}
@@ -331,6 +344,10 @@ def format_report(report: dict[str, Any], max_alerts: int = 10) -> str:
                     f"    {e['metric']} (plugin {e.get('plugin')}): {e.get('count', 1)} failure(s){where}{state}: "
                     f"{e.get('last_message', '')}"
                 )
+        if run.get("cost"):
+            out.append("  training-thread time per metric call (mean; costliest first):")
+            for c in run["cost"][:5]:
+                out.append(f"    {c['metric']}  {c['mean_ms']:.3f} ms")
         out.append("")
     if report["skipped"]:
         out.append(f"without health data (not judged): {', '.join(report['skipped'])}")

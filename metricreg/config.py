@@ -21,7 +21,16 @@ from typing import Any
 from metricreg.schedules import Schedule, as_schedule
 
 _OVERRIDE_KEYS = {"every", "enabled", "health"}
-MONITOR_KEYS = {"flush_secs", "queue_size", "on_full", "max_failures", "inputs"}
+MONITOR_KEYS = {
+    "flush_secs",
+    "queue_size",
+    "on_full",
+    "max_queue_bytes",
+    "max_failures",
+    "cost_budget",
+    "hang_after",
+    "inputs",
+}
 
 
 class ConfigError(ValueError):

@@ -1,15 +1,46 @@
-"""Turning metric results into host values: runs on the writer thread only.
+"""Turning metric results into host values, and capturing them at their step.
 
 Results of torch and JAX metrics stay on their device on the training thread;
-this is where they become Python floats and numpy arrays (through
+the writer thread turns them into Python floats and numpy arrays (through
 metricreg.arrays.to_host, which never imports torch or jax itself).
+
+``capture`` is the one training-thread part: a value that aliases mutable state
+(a 0-d parameter, a ``loss`` accumulator updated in place, a JAX buffer that the
+next jitted step donates) would otherwise be read by the writer later, with a
+later value. It is copied on its own device, asynchronously: no host sync.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
+
+
+class CaptureError(ValueError):
+    """A value that could not be copied at its step (for example a JAX buffer already donated)."""
+
+
+def capture(value: Any) -> Any:
+    """The value as it is now: a device-side copy of arrays, never a host transfer.
+
+    Python numbers and strings are immutable and pass through. Raises CaptureError
+    when the array cannot be copied (deleted buffer), so the caller can record it
+    as that value's failure alone.
+    """
+    if value is None or isinstance(value, (float, int, str, bool)):
+        return value
+    try:
+        if isinstance(value, np.ndarray):
+            return value.copy()
+        if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
+            return value.detach().clone()  # an async device copy; works for meta tensors too
+        if "jax" in sys.modules and isinstance(value, sys.modules["jax"].Array):
+            return value.copy()  # a new buffer: a later donation of the original cannot delete it
+    except Exception as exc:
+        raise CaptureError(f"cannot copy the {type(value).__name__} at its step: {exc}") from None
+    return value
 
 
 def to_numpy(value: Any) -> np.ndarray:

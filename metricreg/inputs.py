@@ -3,7 +3,9 @@
 Built only on steps where some metric is due. A deferred input (a function,
 lambda, bound method or functools.partial) is called at most once per step and
 only if a due metric needs it; derived inputs registered by plugins are
-computed the same way and shared by every metric of the step. Objects that
+computed the same way and shared by every metric of the step. An input that
+fails is remembered as failed for the rest of the step (never run twice) and
+blamed on itself, not on the metrics that asked for it. Objects that
 merely happen to be callable (an ``nn.Module``, a jitted model) are values.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 _DEFERRED_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
 
@@ -39,7 +41,33 @@ class Derived:
 
 
 class InputError(RuntimeError):
-    """A derived input failed; carries the input's name and plugin."""
+    """An input failed (a deferred callable or a derived input); carries the input's name and plugin.
+
+    Blamed on the input, not on the metrics that asked for it: they are skipped for the step.
+    """
+
+    def __init__(self, message: str, name: str, plugin: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.plugin = plugin
+
+
+STEP_CALLER = "Monitor.step"  # the "plugin" of an input the training loop passed itself
+
+
+def is_iterator(value: object) -> bool:
+    """Generators and iterators: consumed by the first metric that reads them, so refused."""
+    return isinstance(value, types.GeneratorType) or (
+        hasattr(type(value), "__next__") and hasattr(type(value), "__iter__")
+    )
+
+
+def iterator_message(name: str, value: object) -> str:
+    return (
+        f"input {name!r} is a {type(value).__name__} (an iterator): the first metric to read it would consume "
+        f"it and the next would see nothing. Pass a list or an array, or a function that builds one "
+        f"(lambda: list(...))"
+    )
 
 
 class Inputs:
@@ -78,27 +106,41 @@ class Inputs:
     def __getitem__(self, name: str) -> Any:
         cached = self._cache.get(name, _MISSING)
         if cached is not _MISSING:
+            if isinstance(cached, InputError):
+                raise cached  # a failed input runs at most once per step
             return cached
         if name in self._context:
             return self._context[name]
         if name in self._raw:
             value = self._raw[name]
             if is_deferred(value):
-                value = value()
+                value = self._call(name, STEP_CALLER, "the function passed for it", value, {})
+                if is_iterator(value):
+                    self._fail(name, STEP_CALLER, iterator_message(name, value), None)
         elif name in self._derived:
             derived = self._derived[name]
-            kwargs = {p: self[p] for p in derived.params}
+            kwargs = {p: self[p] for p in derived.params}  # a failing upstream input raises its own error
             kwargs.update({p: self[p] for p in derived.optional if p in self})
-            try:
-                value = derived.fn(**kwargs)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:
-                raise InputError(f"derived input {name!r} (plugin {derived.plugin!r}) failed: {exc!r}") from exc
+            value = self._call(name, derived.plugin, f"derived input (plugin {derived.plugin!r})", derived.fn, kwargs)
         else:
             raise KeyError(name)
         self._cache[name] = value
         return value
+
+    def _call(self, name: str, plugin: str, what: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        try:
+            return fn(**kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except InputError:
+            raise
+        except Exception as exc:
+            self._fail(name, plugin, f"input {name!r} ({what}) failed: {type(exc).__name__}: {exc}", exc)
+
+    def _fail(self, name: str, plugin: str, message: str, cause: BaseException | None) -> NoReturn:
+        error = InputError(message, name, plugin)
+        self._cache[name] = error
+        raise error from cause
 
     def get(self, name: str, default: Any = None) -> Any:
         if name in self:

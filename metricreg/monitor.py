@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import atexit
 import logging
+import operator
 import os
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from metricreg import distributed
+from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
+from metricreg.cost import CostMeter
 from metricreg.health import Alert
-from metricreg.host import is_scalar_like
-from metricreg.inputs import Inputs, is_deferred
+from metricreg.host import CaptureError, capture, is_scalar_like
+from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
 from metricreg.plugins import get_plugin_manager
+from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
-from metricreg.writer import EventWriter, SeriesKey
+from metricreg.writer import (
+    DEFAULT_QUEUE_BYTES,
+    PLAIN_TYPES,
+    BadValue,
+    EventWriter,
+    SeriesKey,
+)
 
 log = logging.getLogger("metricreg")
 
@@ -34,6 +44,68 @@ _open_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 def _close_all() -> None:
     for monitor in list(_open_monitors):
         monitor.close()
+
+
+def _flush_all() -> None:
+    for monitor in list(_open_monitors):
+        monitor.flush()
+
+
+def _warn_if_shared(logdir: str) -> None:
+    """Two Monitors on one run directory each write their own manifest; the tab shows only the last one's."""
+    here = os.path.realpath(logdir)
+    others = ["this process" for m in list(_open_monitors) if os.path.realpath(m.logdir) == here and m._writer]
+    others += [f"process {pid}" for pid in live_writers(logdir)]
+    if others:
+        log.warning(
+            "metricreg: another Monitor (%s) is already writing to %r. Each Monitor writes its own manifest and "
+            "the Health tab reads the latest, so one Monitor's metrics lose their descriptions and rules there. "
+            "Give each Monitor its own run directory (for example %r).",
+            ", ".join(sorted(set(others))),
+            logdir,
+            os.path.join(logdir, "part2"),
+        )
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker, a user's fork) inherits every Monitor: make each inert.
+
+    The child must never write the parent's buffered records or file: it drops its copy
+    of the writer (no flush, no close) and does nothing, warning once if it is used.
+    """
+    for monitor in list(_open_monitors):
+        monitor._become_inert(os.getpid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+STEP_LIMIT = 1 << 63  # event files store the step as int64
+
+
+def check_step(step: Any, where: str) -> int:
+    """A valid step as a plain int (numpy and torch integer scalars accepted), or a clear error."""
+    if isinstance(step, bool):
+        raise TypeError(f"{where}(step={step!r}): a step must be an integer, not a bool")
+    try:
+        value = operator.index(step)
+    except TypeError:
+        raise TypeError(
+            f"{where}(step={step!r}): a step must be an integer (int, or a numpy/torch integer scalar), "
+            f"not {type(step).__name__}"
+        ) from None
+    if not 0 <= value < STEP_LIMIT:
+        raise ValueError(f"{where}(step={value}): a step must be in [0, 2**63) (event files store int64 steps)")
+    return value
+
+
+def _captured(value: Any) -> Any:
+    """The value at its step (a device-side copy); a BadValue that costs only itself if it cannot be copied."""
+    try:
+        return capture(value)
+    except CaptureError as exc:
+        return BadValue(str(exc))
 
 
 class _Compiled:
@@ -89,7 +161,7 @@ class _Compiled:
             if name == split or name.startswith(split + "/"):
                 name = name[len(split) + 1 :]  # Metric("gap", split="gap") writes gap/<member>, not gap/gap/...
             tag = "/".join(part for part in (split, name, member) if part)
-            series = SeriesKey(tag, self.metric.kind, self.name, member, key, split)
+            series = SeriesKey(tag, self.metric.kind, self.name, member, key, split, self.plugin)
             self.series[cache_key] = series
         return series
 
@@ -101,7 +173,10 @@ class Monitor:
     ``plugins`` adds plugin objects or module names to the built-ins and the
     installed entry points. ``config`` is a dict or a TOML/YAML path with
     per-pattern overrides (see metricreg.config). ``inputs`` declares extra
-    step-input names that metrics may ask for.
+    step-input names that metrics may ask for. ``max_queue_bytes`` bounds what
+    queued results hold. ``handle_sigterm`` chains a SIGTERM handler that writes
+    everything logged so far before the previous handler runs (metricreg.signals).
+    ``cost_budget`` (s per call) and ``hang_after`` (s) drive metricreg.cost's reports.
     """
 
     def __init__(
@@ -114,8 +189,12 @@ class Monitor:
         flush_secs: float | None = None,
         queue_size: int | None = None,
         on_full: str | None = None,
+        max_queue_bytes: int | None = None,
         max_failures: int | None = None,
         builtins: bool | None = None,
+        handle_sigterm: bool = True,
+        cost_budget: float | None = None,
+        hang_after: float | None = None,
     ) -> None:
         if not isinstance(logdir, (str, os.PathLike)) or not os.fspath(logdir):
             raise ValueError(f"Monitor(logdir=...) needs a directory path, got {logdir!r}")
@@ -126,6 +205,9 @@ class Monitor:
             ("flush_secs", flush_secs),
             ("queue_size", queue_size),
             ("on_full", on_full),
+            ("max_queue_bytes", max_queue_bytes),
+            ("cost_budget", cost_budget),
+            ("hang_after", hang_after),
             ("max_failures", max_failures),
         ):
             if value is not None:
@@ -133,6 +215,7 @@ class Monitor:
         self.max_failures = int(options.get("max_failures", 3))
         if self.max_failures < 1:
             raise ConfigError(f"max_failures must be >= 1, got {self.max_failures}")
+        self._cost = CostMeter(float(options.get("cost_budget", 1.0)), float(options.get("hang_after", 60.0)))
         self.plugin_manager = get_plugin_manager(plugins, builtins=builtins)
         self.registry = collect(self.plugin_manager, cfg, [*inputs, *options.get("inputs", ())])
         self._table = [_Compiled(reg) for reg in self.registry.metrics]
@@ -148,27 +231,47 @@ class Monitor:
         self.should_stop = False
         self.stop_reason: str | None = None
         self._closed = False
+        self._inert_pid: int | None = None  # set in a forked child, where the Monitor does nothing
+        self._inert_warned = False
+        self._input_errors: dict[str, dict[str, Any]] = {}  # "input:<name>" -> failures of a lazy input
+        self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
+        self._by_name = {c.name: c for c in self._table}
         self._writer: EventWriter | None = None
         if self.rank == 0:
+            _warn_if_shared(self.logdir)
             self._writer = EventWriter(
                 self.logdir,
                 self.registry.describe(),
                 flush_secs=float(options.get("flush_secs", 2.0)),
                 queue_size=int(options.get("queue_size", 2048)),
                 on_full=str(options.get("on_full", "block")),
+                max_queue_bytes=int(options.get("max_queue_bytes", DEFAULT_QUEUE_BYTES)),
                 on_alert=self._dispatch_alert,
+                on_bad_value=self._value_failed,
+                cost=self._cost,
             )
         _open_monitors.add(self)
+        if handle_sigterm and self._writer is not None:
+            signals.install(_close_all, _flush_all)
 
     # --- the hot path -------------------------------------------------------------------------
 
     def step(self, step: int | None = None, **inputs: Any) -> None:
-        """Call once per training step. Costs one comparison when nothing is due."""
+        """Call once per training step. Costs a type check and one comparison when nothing is due.
+
+        ``step`` must be an integer in [0, 2**63) (numpy/torch integer scalars too); anything
+        else raises here, before it can reach the writer.
+        """
         if step is None:
             step = self._step
-        self._step = step + 1
+        elif type(step) is not int or step < 0:
+            step = check_step(step, "Monitor.step")
         if step < self._next_due:
+            self._step = step + 1
             return
+        if step >= STEP_LIMIT:  # always "due" (past NEVER), so checked here at no cost to other steps
+            check_step(step, "Monitor.step")
+        self._step = step + 1
         self._run(self._by_event["step"], "step", step, step, inputs, "train")
         self._next_due = self._compute_next_due()
 
@@ -178,7 +281,7 @@ class Monitor:
         """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics."""
         if not isinstance(split, str) or not split or "/" in split:
             raise ValueError(f"Monitor.eval(split=...) must be a non-empty name without '/', got {split!r}")
-        step = self.current_step if step is None else step
+        step = self.current_step if step is None else check_step(step, "Monitor.eval")
         count = self._event_counts["eval"]
         self._event_counts["eval"] = count + 1
         direct = {k: v for k, v in inputs.items() if not is_deferred(v) and is_scalar_like(v)}
@@ -195,8 +298,19 @@ class Monitor:
         """Write ad-hoc values as ``<split>/<name>`` scalars through the same writer."""
         writer = self._writer
         if writer is None:
+            self._warn_if_inert()
             return
-        writer.put(("log", self.current_step if step is None else step, time.time(), split, dict(values)))
+        if step is None:
+            step = self.current_step
+        elif type(step) is not int or not 0 <= step < STEP_LIMIT:
+            step = check_step(step, "Monitor.log")
+        captured = dict(values)
+        if set(map(type, captured.values())) <= PLAIN_TYPES:  # plain numbers: immutable, no payload
+            writer.put(("log", step, time.time(), split, captured), 64 + 32 * len(captured))  # = record_bytes
+            return
+        for name, value in captured.items():  # arrays/tensors: copied at this step
+            captured[name] = _captured(value)
+        writer.put(("log", step, time.time(), split, captured))
 
     @property
     def current_step(self) -> int:
@@ -210,8 +324,11 @@ class Monitor:
 
     @property
     def errors(self) -> dict[str, dict[str, Any]]:
-        """Per failing metric: plugin, failure count, last message, disabled."""
-        return {c.name: self._error_info(c) for c in self._table if c.failures}
+        """Per failing metric (and ``input:<name>`` per failing input): plugin, count, last message, disabled."""
+        errors = {c.name: self._error_info(c) for c in self._table if c.failures}
+        with self._failure_lock:
+            errors.update((key, dict(entry)) for key, entry in self._input_errors.items())
+        return errors
 
     def request_stop(self, reason: str) -> None:
         """Ask the training loop to stop (it checks ``monitor.should_stop``)."""
@@ -222,21 +339,34 @@ class Monitor:
         if self._writer is not None:
             self._writer.flush()
 
-    def close(self) -> None:
-        """Write everything still queued and close the event file. Safe to call twice."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Write everything still queued and close the event file within ``timeout`` s. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
         _open_monitors.discard(self)
-        if self._writer is not None:
-            self._writer.close()
-            if self._writer.stats.dropped:
-                log.warning(
-                    "metricreg: %d records were dropped because the writer fell behind "
-                    "(queue_size=%d); the count is in the run as _metricreg/dropped",
-                    self._writer.stats.dropped,
-                    self._writer.queue_size,
-                )
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            writer.close(timeout)
+        except Exception as exc:  # close() runs at exit and in finally blocks: report, never raise
+            log.error("metricreg: closing the writer for %r failed: %r", self.logdir, exc)
+        if writer.stats.dropped:
+            log.warning(
+                "metricreg: %d records were dropped because the writer fell behind "
+                "(queue_size=%d records, max_queue_bytes=%d); the count is in the run as _metricreg/dropped",
+                writer.stats.dropped,
+                writer.queue_size,
+                writer.max_queue_bytes,
+            )
+        if writer.unwritten:
+            log.warning(
+                "metricreg: %d records could not be written to %r because of I/O errors; "
+                "the count is in the run as _metricreg/unwritten where it could be written",
+                writer.unwritten,
+                self.logdir,
+            )
 
     def __enter__(self) -> Monitor:
         return self
@@ -266,7 +396,11 @@ class Monitor:
         direct: Mapping[str, Any] | None = None,
     ) -> None:
         if self._closed:
+            self._warn_if_inert()
             return
+        for name, value in raw.items():
+            if is_iterator(value):
+                raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
         reduced: dict[str, list[tuple[SeriesKey, Any]]] = {}
@@ -331,6 +465,7 @@ class Monitor:
                     compiled.reported_missing = True
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return
+        self._cost.start(compiled.name, compiled.plugin, step)
         try:
             kwargs: dict[str, Any] = {}
             for name in compiled.params + compiled.optional:
@@ -356,10 +491,14 @@ class Monitor:
                 self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # InputError included: a failing derived input fails its metrics
+        except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
+            self._input_failed(exc, step)
+        except Exception as exc:
             self._failed(compiled, step, exc)
         else:
             compiled.consecutive = 0
+        finally:
+            self._cost.stop()
 
     def _collect(
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]
@@ -369,17 +508,58 @@ class Monitor:
         if isinstance(result, Mapping):
             for member, value in result.items():
                 if value is not None:
-                    out.append((compiled.series_key(split, key, str(member)), value))
+                    out.append((compiled.series_key(split, key, str(member)), _captured(value)))
         else:
-            out.append((compiled.series_key(split, key, None), result))
+            out.append((compiled.series_key(split, key, None), _captured(result)))
 
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
+        with self._failure_lock:
+            info = self._count_failure(compiled, step, f"{type(exc).__name__}: {exc}", compiled.consecutive + 1)
+        if self._writer is not None:
+            self._writer.put(("error", step, compiled.name, info))
+
+    def _input_failed(self, exc: InputError, step: int) -> None:
+        """Count a failing input once per step, under its own name; report its first failure."""
+        key = f"input:{exc.name}"
+        with self._failure_lock:
+            entry = self._input_errors.get(key)
+            if entry is None:
+                entry = self._input_errors[key] = {
+                    "plugin": exc.plugin,
+                    "count": 0,
+                    "consecutive": 0,
+                    "first_step": step,
+                    "last_step": None,
+                    "last_message": "",
+                    "disabled": False,
+                }
+            if entry["last_step"] == step:
+                return  # already counted: every metric that needs it sees the same failure
+            entry.update(count=entry["count"] + 1, consecutive=entry["count"] + 1, last_step=step)
+            entry["last_message"] = str(exc)
+            info = dict(entry)
+        if info["count"] == 1:
+            log.warning(
+                "metricreg: %s at step %d; the metrics that need it are skipped for that step, training continues",
+                exc,
+                step,
+            )
+        if self._writer is not None:
+            self._writer.put(("error", step, key, info))
+
+    def _value_failed(self, metric: str, step: int, message: str, streak: int) -> dict[str, Any]:
+        """A value of ``metric`` could not be written (writer thread): counted like a failed compute."""
+        compiled = self._by_name[metric]
+        with self._failure_lock:
+            return self._count_failure(compiled, step, f"unwritable value: {message}", streak)
+
+    def _count_failure(self, compiled: _Compiled, step: int, message: str, consecutive: int) -> dict[str, Any]:
+        """Count one failure; report the first; disable after ``max_failures`` in a row."""
         compiled.failures += 1
-        compiled.consecutive += 1
+        compiled.consecutive = consecutive
         if compiled.first_failure is None:
             compiled.first_failure = step
         compiled.last_failure = step
-        message = f"{type(exc).__name__}: {exc}"
         compiled.last_message = message
         if compiled.failures == 1:
             log.warning(
@@ -397,8 +577,7 @@ class Monitor:
                 compiled.plugin,
                 compiled.consecutive,
             )
-        if self._writer is not None:
-            self._writer.put(("error", step, compiled.name, self._error_info(compiled)))
+        return self._error_info(compiled)
 
     def _error_info(self, compiled: _Compiled) -> dict[str, Any]:
         return {
@@ -410,6 +589,24 @@ class Monitor:
             "first_step": compiled.first_failure,
             "last_step": compiled.last_failure,
         }
+
+    def _become_inert(self, pid: int) -> None:
+        """In a forked child: forget the parent's writer without flushing it; every call returns at once."""
+        self._inert_pid = pid
+        self._closed = True
+        self._writer = None  # unbuffered file: dropping it writes nothing; its thread did not survive the fork
+        self._next_due = 0  # every step reaches _run, which warns once and returns
+        _open_monitors.discard(self)
+
+    def _warn_if_inert(self) -> None:
+        if self._inert_pid is not None and not self._inert_warned:
+            self._inert_warned = True
+            log.warning(
+                "metricreg: a Monitor for %r was used in a forked child process (pid %d, for example a "
+                "DataLoader worker); it does nothing there. Call it from the training process.",
+                self.logdir,
+                self._inert_pid,
+            )
 
     def _dispatch_alert(self, alert: Alert) -> None:
         """Call every metricreg_on_alert implementation, each isolated from the others."""

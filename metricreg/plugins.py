@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
@@ -74,7 +75,15 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
     if _truthy(os.environ.get("METRICREG_DISABLE_PLUGIN_AUTOLOAD")):
         return
     only = {n.strip() for n in os.environ.get("METRICREG_PLUGINS", "").split(",") if n.strip()}
-    for ep in entry_points().select(group=PROJECT):
+    installed = list(entry_points().select(group=PROJECT))
+    unknown = sorted(only - {ep.name for ep in installed})
+    if unknown:
+        warnings.warn(
+            f"METRICREG_PLUGINS names {', '.join(map(repr, unknown))}, which no installed package provides "
+            f"(installed metricreg plugins: {', '.join(sorted(ep.name for ep in installed)) or 'none'})",
+            stacklevel=4,
+        )
+    for ep in installed:
         if only and ep.name not in only:
             continue
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
@@ -99,9 +108,16 @@ def get_plugin_manager(plugins: Iterable[Any] = (), builtins: bool | None = None
     if builtins:
         load_builtins(pm)
     load_entry_points(pm)
+    if isinstance(plugins, (str, bytes)) or not isinstance(plugins, Iterable):
+        plugins = [plugins]  # plugins="my_module" is one module, not a sequence of letters
     for plugin in plugins:
         if isinstance(plugin, str):
-            plugin = importlib.import_module(plugin)
+            try:
+                plugin = importlib.import_module(plugin)
+            except ImportError as exc:
+                raise PluginError(
+                    f"metricreg plugin module {plugin!r} (from plugins=) cannot be imported: {exc}"
+                ) from exc
         if pm.is_registered(plugin):
             continue
         name = default_name(plugin)

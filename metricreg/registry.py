@@ -6,9 +6,12 @@ so a bad registration is fixed in seconds, not debugged.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import inspect
+import linecache
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -114,7 +117,9 @@ def collect(pm: pluggy.PluginManager, config: Config, extra_inputs: Iterable[str
             if metric.name in metrics:
                 raise RegistrationError(
                     f"metric {metric.name!r} is registered twice: by plugin {metrics[metric.name].plugin!r} "
-                    f"and by plugin {_owner!r}; rename one or disable it in config"
+                    f"and by plugin {_owner!r}. A name is a metric's identity in the run, so rename one; or do not "
+                    f"load one of the plugins (an installed one: METRICREG_PLUGINS=<the plugins to keep> or "
+                    f"METRICREG_DISABLE_PLUGIN_AUTOLOAD=1; the built-ins: Monitor(builtins=False))"
                 )
             metrics[metric.name] = Registered(metric, _owner)
 
@@ -132,9 +137,61 @@ def _call(impl: pluggy.HookImpl, register: Callable[..., None], owner: str) -> N
     except (RegistrationError, KeyboardInterrupt, SystemExit):
         raise
     except SpecError as exc:
-        raise RegistrationError(f"plugin {owner!r}: {exc}") from None
+        metric = _metric_being_built(exc, impl.function)
+        where = (
+            f"plugin {owner!r}, metric {metric!r}" if metric and repr(metric) not in str(exc) else f"plugin {owner!r}"
+        )
+        raise RegistrationError(f"{where}: {exc}") from None
     except Exception as exc:
         raise RegistrationError(f"plugin {owner!r} failed while registering: {exc!r}") from exc
+
+
+def _metric_being_built(exc: BaseException, hook: Callable[..., Any]) -> str | None:
+    """The name of the ``Metric(...)`` call inside ``hook`` whose arguments raised ``exc``.
+
+    A ``Health(...)`` is built (and validated) before the ``Metric(...)`` that holds it, so its
+    error cannot know the metric; the failing call's position in the source does:
+    ``register(Metric("x", ..., health=Health(...)))``. None when it cannot be told.
+    """
+    code = getattr(hook, "__code__", None)
+    if code is None:
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == code.co_filename and f.lineno]
+    if not frames:
+        return None
+    frame = frames[-1]
+    where = (frame.lineno, getattr(frame, "colno", None) or 0)
+    try:
+        tree = ast.parse("".join(linecache.getlines(frame.filename)))
+    except (SyntaxError, ValueError):
+        return None
+    found: tuple[tuple[int, int], str] | None = None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _callee(node.func) == "Metric"):
+            continue
+        start, end = (node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0)
+        if not start <= where <= end:
+            continue
+        name = _literal_name(node)
+        if name is not None and (found is None or start > found[0]):
+            found = (start, name)  # the innermost call holds the failing argument
+    return found[1] if found else None
+
+
+def _callee(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _literal_name(call: ast.Call) -> str | None:
+    candidates = [*call.args[:1], *(k.value for k in call.keywords if k.arg == "name")]
+    for arg in candidates:
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return arg.value
+    return None
 
 
 def _input_params(fn: Callable[..., Any], name: str, owner: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -4,7 +4,9 @@ The training thread only appends records to a bounded deque. Everything that
 costs time (turning device arrays into numbers, protobuf encoding, CRC32C,
 file I/O, health evaluation, alert hooks) happens here.
 
-Memory is bounded by ``queue_size`` records. When the writer falls behind, the
+Memory is bounded by ``queue_size`` records and by ``max_queue_bytes`` bytes of
+array payloads (estimated from ``nbytes`` when queued; device copies count too).
+When the writer falls behind, the
 ``on_full`` policy decides: ``"block"`` (default) makes the training thread
 wait for room, up to ``block_timeout`` seconds, after which the record is
 dropped; ``"drop"`` drops at once. Every dropped record is counted and the
@@ -17,8 +19,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,39 +26,53 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricreg import events, host
+from metricreg.cost import COST_PREFIX, CostMeter
 from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
+from metricreg.recordfile import LogdirError, RecordFile, open_event_file
+
+__all__ = [
+    "DROPPED_TAG",
+    "PLAIN_TYPES",
+    "UNWRITTEN_TAG",
+    "BadValue",
+    "EventWriter",
+    "LogdirError",
+    "SeriesKey",
+    "open_event_file",
+]
 
 log = logging.getLogger("metricreg")
 
 DROPPED_TAG = "_metricreg/dropped"
-_file_counter = 0
-_counter_lock = threading.Lock()
+UNWRITTEN_TAG = "_metricreg/unwritten"
 
 
-class LogdirError(OSError):
-    """The log directory cannot be created or written."""
+DEFAULT_QUEUE_BYTES = 256 << 20  # what queued array payloads may hold, besides the record count
 
 
-def open_event_file(logdir: str) -> tuple[Any, str]:
-    """Create the run directory and a fresh event file, or fail clearly now."""
-    global _file_counter
-    try:
-        os.makedirs(logdir, exist_ok=True)
-    except OSError as exc:
-        raise LogdirError(f"metricreg cannot create the log directory {logdir!r}: {exc.strerror or exc}") from None
-    if not os.path.isdir(logdir):
-        raise LogdirError(f"metricreg log directory {logdir!r} exists and is not a directory")
-    with _counter_lock:
-        _file_counter += 1
-        counter = _file_counter
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter}.metricreg"
-    path = os.path.join(logdir, name)
-    try:
-        handle = open(path, "wb")  # noqa: SIM115 - owned by the writer thread until close()
-    except OSError as exc:
-        raise LogdirError(f"metricreg cannot write to the log directory {logdir!r}: {exc.strerror or exc}") from None
-    return handle, path
+PLAIN_TYPES = frozenset({float, int, bool, str, type(None)})  # values that hold no array payload
+
+
+def record_bytes(record: tuple) -> int:
+    """A cheap estimate of what a queued record keeps alive: its arrays' nbytes plus a fixed overhead."""
+    kind = record[0]
+    if kind == "values":
+        values: Any = [value for _, value in record[3]]
+    elif kind == "log":
+        values = record[4].values()
+    else:
+        return 64
+    total = 64 + 32 * len(values)
+    for value in values:
+        size = getattr(value, "nbytes", None)
+        if isinstance(size, int):
+            total += size
+    return total
+
+
+class BadValue(Exception):
+    """A value that failed already on the training thread (for example, copying a deleted buffer)."""
 
 
 @dataclass
@@ -71,6 +85,7 @@ class SeriesKey:
     member: str | None
     key: str | None
     split: str | None
+    plugin: str | None = None
 
 
 @dataclass
@@ -95,23 +110,35 @@ class EventWriter:
         queue_size: int = 2048,
         on_full: str = "block",
         block_timeout: float = 10.0,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_alert: Callable[[Alert], None] | None = None,
+        on_bad_value: Callable[[str, int, str, int], dict[str, Any]] | None = None,
+        cost: CostMeter | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
+        if not isinstance(max_queue_bytes, int) or max_queue_bytes < 1:
+            raise ValueError(f"max_queue_bytes must be a positive integer, got {max_queue_bytes!r}")
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be positive, got {flush_secs!r}")
-        self._file, self.path = open_event_file(logdir)
         self.logdir = logdir
         self.queue: collections.deque[tuple] = collections.deque()
         self.queue_size = queue_size
+        self.max_queue_bytes = max_queue_bytes
+        self._bytes_in = 0  # written by the training thread only
+        self._bytes_out = 0  # written by the writer thread only: no lock needed for the difference
+        self.abandoned = 0  # records close() had to leave behind (the writer did not finish in time)
         self.on_full = on_full
         self.block_timeout = block_timeout
         self.flush_secs = flush_secs
         self.stats = WriterStats()
         self._on_alert = on_alert
+        self._on_bad_value = on_bad_value
+        self._cost = cost
+        self._cost_written: dict[str, int] = {}  # metric -> calls when its cost was last written
+        self._bad_streak: dict[str, int] = {}  # tag -> consecutive unconvertible values
         self._metrics = metrics
         self._series: dict[str, dict[str, Any]] = {}
         self._manifest = Manifest(build_manifest(metrics, {}))
@@ -123,6 +150,8 @@ class EventWriter:
         self._plain: dict[tuple[str, str], SeriesKey] = {}
         self._scalars = events.ScalarEncoder()
         self._buffer = bytearray()
+        self._buffer_records = 0
+        self._unwritten_written = 0
         self._last_step = 0
         self._last_flush = time.monotonic()
         self._wake = threading.Event()
@@ -130,27 +159,51 @@ class EventWriter:
         self._lock = threading.Lock()  # guards file writes between the thread and close()
         self.alerts: list[Alert] = []
         # The file is readable by TensorBoard (and the tab enabled) from the first moment.
-        self._buffer += events.tfrecord(events.file_version_event(time.time()))
-        self._write_manifest(0)
-        self._flush_file()
+        self._out = RecordFile(logdir, self._file_header)
         self._thread = threading.Thread(target=self._run, name="metricreg-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def path(self) -> str:
+        """The event file being written (a new one after an unrecoverable I/O fault)."""
+        return self._out.path
+
+    @property
+    def unwritten(self) -> int:
+        """Records lost to I/O faults (full disk, deleted directory, ...)."""
+        return self._out.lost_records
+
     # --- training-thread side ----------------------------------------------------------------
 
-    def put(self, record: tuple) -> None:
+    def put(self, record: tuple, size: int | None = None) -> None:
+        """Queue a record (training thread); ``size`` is its byte estimate when the caller knows it."""
+        if size is None:
+            size = record_bytes(record)
         queue = self.queue
-        if len(queue) >= self.queue_size and not self._make_room():
+        queued = self._bytes_in - self._bytes_out
+        if (len(queue) >= self.queue_size or (queued and queued + size > self.max_queue_bytes)) and not (
+            self._make_room(size)
+        ):
             self.stats.dropped += 1
             return
-        queue.append(record)
+        self._bytes_in += size
+        queue.append((record, size))
 
-    def _make_room(self) -> bool:
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes held by queued records (array payloads, on host or device), as estimated when queued."""
+        return self._bytes_in - self._bytes_out
+
+    def _over_budget(self, size: int) -> bool:
+        queued = self._bytes_in - self._bytes_out
+        return queued > 0 and queued + size > self.max_queue_bytes  # one record larger than the budget still fits alone
+
+    def _make_room(self, size: int) -> bool:
         if self.on_full == "drop" or self._closing or not self._thread.is_alive():
             return False
         self._wake.set()
         deadline = time.monotonic() + self.block_timeout
-        while len(self.queue) >= self.queue_size:
+        while len(self.queue) >= self.queue_size or self._over_budget(size):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.0005)
@@ -165,44 +218,79 @@ class EventWriter:
             log.warning("metricreg: flush did not finish within %.0f s", timeout)
 
     def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued and close the file within ``timeout`` seconds; say what was left if not."""
         if self._closing:
             return
         self._closing = True
+        deadline = time.monotonic() + timeout
         self._wake.set()
         self._thread.join(timeout)
+        left = len(self.queue)
         if self._thread.is_alive():
-            log.error("metricreg: the writer thread did not finish within %.0f s; closing anyway", timeout)
+            self.abandoned = left
+            log.error(
+                "metricreg: the writer thread for %r did not finish within %.1f s; closing anyway and leaving "
+                "%d queued records (%d bytes) unwritten",
+                self.logdir,
+                timeout,
+                left,
+                self.queued_bytes,
+            )
+            if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()) + 1.0):
+                return  # the thread is stuck inside a file write: it closes nothing we could wait for
+            try:
+                self._out.close()  # whatever the thread still writes is counted as unwritten
+            finally:
+                self._lock.release()
+            return
         with self._lock:
-            self._drain()
-            self._write_pending_meta()
-            self._flush_file()
-            self._file.close()
+            try:
+                self._drain()
+                self._write_pending_meta()
+                self._flush_file()
+            except Exception as exc:  # close() runs at exit: it reports, it never raises
+                self._note_error(f"closing the event file failed: {exc!r}")
+            finally:
+                self._out.close()
 
     # --- writer-thread side ------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            self._drain(budget=4096)
-            if self._closing and not self.queue:
-                return
-            if time.monotonic() - self._last_flush >= self.flush_secs:
-                with self._lock:
-                    if self._file.closed:
-                        return
-                    self._write_pending_meta()
-                    self._flush_file()
-            if not self.queue:
-                self._wake.wait(0.02)
-                self._wake.clear()
+            try:
+                if self._cycle():
+                    return
+            except Exception as exc:  # nothing may kill the writer thread: report and carry on
+                self._note_error(f"the writer thread hit {exc!r}")
+                time.sleep(0.05)
+
+    def _cycle(self) -> bool:
+        """One round of the writer thread; True when it is done for good."""
+        self._drain(budget=4096)
+        if self._cost is not None:
+            self._cost.check_hung()
+        if self._closing and not self.queue:
+            return True
+        if time.monotonic() - self._last_flush >= self.flush_secs:
+            with self._lock:
+                if self._out.closed:
+                    return True
+                self._write_pending_meta()
+                self._flush_file()
+        if not self.queue:
+            self._wake.wait(0.02)
+            self._wake.clear()
+        return False
 
     def _drain(self, budget: int | None = None) -> None:
         queue = self.queue
         handled = 0
         while queue and (budget is None or handled < budget):
             try:
-                record = queue.popleft()
+                record, size = queue.popleft()
             except IndexError:
                 break
+            self._bytes_out += size
             handled += 1
             try:
                 self._handle(record)
@@ -221,6 +309,8 @@ class EventWriter:
             self._write_values(step, wall_time, [(self._plain_series(split, name), v) for name, v in values.items()])
         elif kind == "error":
             _, step, metric, info = record
+            if info["count"] < self._errors.get(metric, {}).get("count", 0):
+                return  # the writer already holds a newer account (bad values counted here)
             self._errors[metric] = info
             self._errors_dirty = True
             self._last_step = max(self._last_step, step)
@@ -261,13 +351,18 @@ class EventWriter:
                 elif series.kind == "image":
                     encoded.append(events.image_value(tag, host.to_numpy(value)))
                 elif series.kind == "text":
+                    if isinstance(value, BadValue):
+                        raise value
                     encoded.append(events.text_value(tag, str(value)))
-            except (TypeError, ValueError) as exc:
+            except Exception as exc:  # one unconvertible value costs only itself
                 self.stats.bad_values += 1
-                self._note_bad_value(series, step, exc)
+                self._note_bad_value(series, step, value if isinstance(value, BadValue) else exc)
+            else:
+                if self._bad_streak and tag in self._bad_streak:
+                    del self._bad_streak[tag]
         if encoded:
             self.stats.values += len(encoded)
-            self._buffer += events.tfrecord(events.event(step, wall_time, encoded))
+            self._append(events.event(step, wall_time, encoded))
 
     def _new_series(self, series: SeriesKey) -> None:
         self._series[series.tag] = {
@@ -299,9 +394,20 @@ class EventWriter:
                     self._note_error(f"an on_alert hook failed: {exc!r}")
 
     def _note_bad_value(self, series: SeriesKey, step: int, exc: Exception) -> None:
-        name = series.metric or series.tag
+        """Record a value that cannot be written, under its metric and plugin (or the Monitor.log tag)."""
+        message = f"{series.tag}: {exc if isinstance(exc, BadValue) else f'{type(exc).__name__}: {exc}'}"
+        metric = series.metric
+        if metric is not None and self._on_bad_value is not None:
+            streak = self._bad_streak[series.tag] = self._bad_streak.get(series.tag, 0) + 1
+            try:
+                self._errors[metric] = self._on_bad_value(metric, step, message, streak)
+                self._errors_dirty = True
+                return
+            except Exception as hook_exc:
+                self._note_error(f"recording a bad value of {metric!r} failed: {hook_exc!r}")
+        name = metric or series.tag
         entry = self._errors.get(name) or {
-            "plugin": None if series.metric else "Monitor.log",
+            "plugin": series.plugin or (None if metric else "Monitor.log"),
             "count": 0,
             "consecutive": 0,
             "first_step": step,
@@ -311,7 +417,7 @@ class EventWriter:
             count=entry["count"] + 1,
             consecutive=entry["consecutive"] + 1,
             last_step=step,
-            last_message=f"{series.tag}: {exc}",
+            last_message=message,
         )
         self._errors[name] = entry
         self._errors_dirty = True
@@ -325,7 +431,7 @@ class EventWriter:
     def _write_manifest(self, step: int) -> None:
         data = build_manifest(self._metrics, self._series)
         value = events.string_tensor_value(MANIFEST_TAG, json.dumps(data, sort_keys=True), PLUGIN_NAME, PLUGIN_CONTENT)
-        self._buffer += events.tfrecord(events.event(step, time.time(), [value]))
+        self._append(events.event(step, time.time(), [value]))
         self._manifest_dirty = False
 
     def _write_pending_meta(self) -> None:
@@ -334,17 +440,53 @@ class EventWriter:
         if self._errors_dirty:
             text = json.dumps(self._errors, sort_keys=True, default=str)
             value = events.string_tensor_value(ERRORS_TAG, text, PLUGIN_NAME, PLUGIN_CONTENT)
-            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+            self._append(events.event(self._last_step, time.time(), [value]))
             self._errors_dirty = False
         if self.stats.dropped != self._dropped_written:
             self._dropped_written = self.stats.dropped
             value = self._scalars.value(DROPPED_TAG, float(self.stats.dropped))
-            self._buffer += events.tfrecord(events.event(self._last_step, time.time(), [value]))
+            self._append(events.event(self._last_step, time.time(), [value]))
+        if self._cost is not None:
+            self._write_costs()
+        if self._out_ready() and self._out.lost_records != self._unwritten_written:
+            self._unwritten_written = self._out.lost_records
+            value = self._scalars.value(UNWRITTEN_TAG, float(self._unwritten_written))
+            self._append(events.event(self._last_step, time.time(), [value]))
+
+    def _write_costs(self) -> None:
+        """Each metric's mean training-thread milliseconds per call, when it ran since last written."""
+        values = []
+        for metric, (calls, mean_ms) in self._cost.mean_ms().items():  # type: ignore[union-attr]
+            if self._cost_written.get(metric) != calls:
+                self._cost_written[metric] = calls
+                values.append(self._scalars.value(COST_PREFIX + metric, mean_ms))
+        if values:
+            self._append(events.event(self._last_step, time.time(), values))
+
+    def _out_ready(self) -> bool:
+        return getattr(self, "_out", None) is not None
+
+    def _append(self, data: bytes) -> None:
+        self._buffer += events.tfrecord(data)
+        self._buffer_records += 1
+
+    def _file_header(self) -> bytes:
+        """What every event file starts with: the version record and the run's metadata so far."""
+        saved, saved_records = self._buffer, self._buffer_records
+        self._buffer, self._buffer_records = bytearray(), 0
+        try:
+            self._append(events.file_version_event(time.time()))
+            self._write_manifest(self._last_step)
+            self._errors_dirty = bool(self._errors)
+            self._write_pending_meta()
+            return bytes(self._buffer)
+        finally:
+            self._buffer, self._buffer_records = saved, saved_records
 
     def _flush_file(self) -> None:
-        if self._buffer and not self._file.closed:
-            self._file.write(self._buffer)
-            self._file.flush()
-            self._buffer = bytearray()
-            self.stats.flushes += 1
+        if self._buffer:
+            data, records = bytes(self._buffer), self._buffer_records
+            self._buffer, self._buffer_records = bytearray(), 0
+            if self._out.write(data, records):
+                self.stats.flushes += 1
         self._last_flush = time.monotonic()

@@ -358,17 +358,17 @@ def gap_runs(tmp_path_factory) -> dict[str, dict[str, Any]]:
 def test_overfitting_is_a_generalization_gap(gap_runs):
     s = gap_runs["overfit"]["series"]
     rel = find(s, "gap/loss_relative", "gap/gap/loss_relative")
-    gl = find(s, "gap/loss_gl", "gap/gap/loss_gl")
     acc = find(s, "gap/accuracy", "gap/gap/accuracy")
-    assert last(s, rel) > 1.0 and last(s, gl) > 20.0 and last(s, acc) > 0.2
+    assert last(s, rel) > 1.0 and last(s, acc) > 0.2
     assert "val/loss" in s and "val/accuracy" in s
-    assert "critical" in {a.level for a in gap_runs["overfit"]["alerts"]}
+    assert not any(t.endswith("loss_gl") for t in s)  # a classifier: GL is not written
+    critical = {a.tag for a in gap_runs["overfit"]["alerts"] if a.level == "critical"}
+    assert critical == {acc}  # the accuracy gap holds the verdict
 
 
 def test_no_gap_on_a_fresh_stream(gap_runs):
     s = gap_runs["healthy"]["series"]
     rel = find(s, "gap/loss_relative", "gap/gap/loss_relative")
-    gl = find(s, "gap/loss_gl", "gap/gap/loss_gl")
-    assert abs(last(s, rel)) < 0.25 and last(s, gl) < 5.0
+    assert abs(last(s, rel)) < 0.25
     assert math.isfinite(last(s, find(s, "gap/accuracy", "gap/gap/accuracy")))
     assert gap_runs["healthy"]["alerts"] == []
