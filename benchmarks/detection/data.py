@@ -73,11 +73,11 @@ def breast_cancer() -> Split:
 
 @cache
 def synthetic_classification() -> Split:
-    """``make_classification``: 4,000 × 20, 10 informative features, 3 classes, 5% label noise."""
+    """``make_classification``: 10,000 × 20, 10 informative features, 3 classes, no label noise; 25% held out."""
     from sklearn.datasets import make_classification
 
     x, y = make_classification(
-        n_samples=4000, n_features=20, n_informative=10, n_classes=3, flip_y=0.05, random_state=0
+        n_samples=10_000, n_features=20, n_informative=10, n_classes=3, flip_y=0.0, random_state=0
     )
     return _split(x, y, 0.25, standardize=True)
 
