@@ -80,11 +80,23 @@ def text_tables(scores: Sequence[RunScore], details: bool = False, causes: int =
             verdict = "meets target" if s.meets_target else "MISSES target"
             det = f", detected at {s.detection_step} (delay {s.delay})" if s.detected else ""
             out.append(f"  {s.run} [{s.category or 'healthy'}@{s.onset}] {verdict}{det}, {s.alerts} alert(s)")
+            if s.evidence:
+                out.append("      evidence: " + ", ".join(f"{k}={_fmt(v)}" for k, v in s.evidence.items()))
             for a in s.false_alerts:
                 out.append(f"      false {a.level:<8} {a.tag} from step {a.first_step}, value {_num(a.value)}")
+            for a in s.after_onset[:8]:
+                out.append(
+                    f"      after onset {a.level:<8} {a.category}: {a.tag} from step {a.first_step}, value {_num(a.value)}"
+                )
+            if len(s.after_onset) > 8:
+                out.append(f"      ... {len(s.after_onset) - 8} more after onset")
             for e in s.metric_errors:
                 out.append(f"      metric error: {e}")
     return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _num(v: float) -> str:

@@ -70,9 +70,11 @@ class RunScore:
     delay: int | None = None
     late: bool = False
     false_alerts: list[AlertRecord] = field(default_factory=list)
+    after_onset: list[AlertRecord] = field(default_factory=list)  # broken runs: what fired from the onset on
     alerts: int = 0
     metric_errors: list[str] = field(default_factory=list)
     error: str | None = None  # training or reading failed: the run counts as missed
+    evidence: dict[str, Any] = field(default_factory=dict)  # the loop's info: does the ground truth hold?
 
     @property
     def healthy(self) -> bool:
@@ -129,6 +131,7 @@ def score_run(path: str, truth: dict[str, Any], run: str | None = None) -> RunSc
         category=category,
         onset=onset,
         holdout=bool(truth.get("holdout", False)),
+        evidence=dict(truth.get("info") or {}),
     )
     if truth.get("error"):
         score.error = "training failed: " + str(truth["error"]).strip().splitlines()[-1]
@@ -144,6 +147,8 @@ def score_run(path: str, truth: dict[str, Any], run: str | None = None) -> RunSc
     records = [AlertRecord.of(a) for a in verdict.alerts]
     score.alerts = len(records)
     score.detected, score.detection_step, score.false_alerts = score_alerts(records, category, onset)
+    if category is not None:
+        score.after_onset = sorted((a for a in records if a.first_step >= onset), key=lambda a: a.first_step)
     if score.detected:
         score.delay = score.detection_step - onset
         interval = DUE_INTERVAL.get(category)
