@@ -99,12 +99,17 @@ def train_all(
     done: list[dict[str, Any]] = []
     # Longest first keeps the workers busy until the end.
     ordered = sorted(jobs, key=lambda j: -int(j.scenario.kwargs.get("steps", 2000)))
-    if processes <= 1:
-        _init_worker()
-        for job in ordered:
-            done.append(train_one(job))
-            if progress:
-                progress(done[-1], len(done), len(jobs))
+    if processes <= 1:  # in this process (tests): restore torch's thread count afterwards
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            for job in ordered:
+                done.append(train_one(job))
+                if progress:
+                    progress(done[-1], len(done), len(jobs))
+        finally:
+            torch.set_num_threads(threads)
         return done
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker) as pool:

@@ -216,7 +216,9 @@ def summarize(scores: Sequence[RunScore], truths: dict[str, str] | None = None) 
     out = []
     for name, runs in by.items():
         first = runs[0]
-        truth = (truths or {}).get(name) or ("healthy" if first.healthy else f"{first.category}@{first.onset}")
+        onsets = sorted({r.onset for r in runs if r.onset is not None})
+        where = "?" if not onsets else str(onsets[0]) if len(onsets) == 1 else f"{onsets[0]}–{onsets[-1]}"
+        truth = (truths or {}).get(name) or ("healthy" if first.healthy else f"{first.category}@{where}")
         out.append(ScenarioSummary(name, first.group, truth, first.holdout, sorted(runs, key=lambda r: r.seed)))
     return out
 
