@@ -12,12 +12,15 @@ seed each, ~10 s on a 2-core CPU) with a real default Monitor, then:
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 import metricreg as mr
+from benchmarks.detection.__main__ import main
 from benchmarks.detection.report import markdown, text_tables
 from benchmarks.detection.runner import find_runs, jobs_for, train_all
 from benchmarks.detection.scenarios import select
@@ -106,6 +109,28 @@ def test_scorer_misses_a_detection_in_the_wrong_category(tmp_path):
     s = score_run(str(tmp_path), {"scenario": "scripted", "seed": 0, "category": "collapse", "onset": 100})
     assert not s.detected and s.delay is None
     assert totals([s]).broken_missed == 1
+
+
+def test_judge_cli_check_exits_1_only_when_a_target_is_missed(tmp_path, capsys):
+    run = tmp_path / "scripted" / "seed0"
+    _write_scripted(run)
+    truth = {"scenario": "scripted", "seed": 0, "category": "stability", "onset": 100}
+    (run / "truth.json").write_text(json.dumps(truth))
+    report = tmp_path / "scores.json"
+    assert main(["judge", "--logdir", str(tmp_path), "--json", str(report)]) == 0  # no --check: always 0
+    assert "stability@100" in capsys.readouterr().out
+    assert main(["judge", "--logdir", str(tmp_path), "--check"]) == 1  # the warn at step 50 precedes onset
+    [scored] = json.loads(report.read_text())["runs"]
+    assert [(a["tag"], a["level"], a["first_step"]) for a in scored["false_alerts"]] == [
+        ("train/bench/scripted", "warn", 50)
+    ]
+    # Onset 50: nothing before it, critical at 150 = exactly one due interval later: on target.
+    (run / "truth.json").write_text(json.dumps({**truth, "onset": 50}))
+    assert main(["judge", "--logdir", str(tmp_path), "--check"]) == 0
+    # Onset 40: the critical comes 110 steps later, more than one interval: late.
+    (run / "truth.json").write_text(json.dumps({**truth, "onset": 40}))
+    assert main(["judge", "--logdir", str(tmp_path), "--check"]) == 1
+    assert "detected late (> one due interval): 1/1" in capsys.readouterr().out
 
 
 # --- the targets (expected to fail until the rules are recalibrated) --------------------
