@@ -1,0 +1,1 @@
+"""Benchmarks: ratio-printing scripts, and the detection benchmark package (benchmarks.detection)."""

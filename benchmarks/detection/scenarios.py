@@ -1,0 +1,354 @@
+"""The benchmark's scenarios: a training loop, its settings and its ground truth.
+
+A scenario is *healthy* (``category=None``: no alert of any level is expected)
+or *broken* in one health category from an onset step. Onsets are fixed
+injection steps, except for overfitting, whose onset is read from the run
+itself (``onset_from="best_val_step"``): the eval step with the lowest
+validation loss, i.e. the point from which continuing to train makes the model
+worse on held-out data. Before that step no alert is legitimate.
+
+Held-out scenarios (``holdout=True``) use other architectures, optimisers, data
+and cadences; rules must pass them too but must not be tuned on them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.detection.training import LOOPS
+
+HEALTHY = "healthy"
+
+#: The schedule of the metric responsible for each category at the defaults: the
+#: "one due interval" a broken run should be detected within.
+DUE_INTERVAL = {"collapse": 100, "ema": 100, "stability": 100}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the results table: a loop, its keyword arguments, its ground truth and its seeds."""
+
+    name: str
+    group: str
+    loop: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    category: str | None = None  # None: healthy
+    onset: int | None = None  # broken: the injection step
+    onset_from: str | None = None  # broken: an ``info`` key that holds the onset (overfitting)
+    seeds: int = 5
+    holdout: bool = False
+    quick_steps: int | None = None  # length in --quick mode (None: not in the quick subset)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.loop not in LOOPS:
+            raise ValueError(f"scenario {self.name!r}: unknown loop {self.loop!r} (known: {', '.join(LOOPS)})")
+        if self.category is None and (self.onset is not None or self.onset_from):
+            raise ValueError(f"scenario {self.name!r}: a healthy scenario has no onset")
+        if self.category is not None and (self.onset is None) == (self.onset_from is None):
+            raise ValueError(f"scenario {self.name!r}: a broken scenario needs exactly one of onset / onset_from")
+
+    @property
+    def healthy(self) -> bool:
+        return self.category is None
+
+    @property
+    def truth(self) -> str:
+        """``healthy`` or ``category@onset`` (``category@best-val`` when read from the run)."""
+        if self.healthy:
+            return HEALTHY
+        return f"{self.category}@{self.onset if self.onset is not None else 'best-val'}"
+
+    @property
+    def train(self) -> Callable[..., dict[str, Any]]:
+        return LOOPS[self.loop]
+
+    def scaled(self, steps: int) -> Scenario:
+        """This scenario shortened to ``steps`` (onset and injection scaled alike), for --quick."""
+        full = int(self.kwargs.get("steps", 2000))
+        kwargs = dict(self.kwargs, steps=steps)
+        onset = self.onset
+        if kwargs.get("inject_at"):
+            kwargs["inject_at"] = int(kwargs["inject_at"] * steps / full) // 100 * 100
+            onset = kwargs["inject_at"]
+        return Scenario(**{**self.__dict__, "kwargs": kwargs, "onset": onset})
+
+
+def _byol(name: str, inject: str | None = None, at: int | None = None, category: str | None = None, **kw: Any):
+    kwargs = {"steps": 2000, **kw}
+    if inject:
+        kwargs.update(inject=inject, inject_at=at)
+    return dict(name=name, loop="byol", kwargs=kwargs, category=category, onset=at if inject else None)
+
+
+SCENARIOS: list[Scenario] = [
+    # --- joint-embedding SSL with an EMA teacher (BYOL), embeddings = the online projection ------
+    Scenario(**_byol("byol"), group="ssl-byol", quick_steps=600),
+    Scenario(
+        **_byol("byol-collapse-start", "collapse", 0, "collapse"),
+        group="ssl-byol",
+        seeds=2,
+        note="no predictor, no stop-gradient from step 0",
+    ),
+    Scenario(
+        **_byol("byol-collapse-mid", "collapse", 1000, "collapse"),
+        group="ssl-byol",
+        seeds=2,
+        quick_steps=600,
+        note="predictor and stop-gradient removed at step 1000",
+    ),
+    Scenario(
+        **_byol("byol-momentum1", "momentum1", 1000, "ema"),
+        group="ssl-byol",
+        seeds=2,
+        note="EMA momentum 1.0 (frozen teacher) from step 1000",
+    ),
+    Scenario(
+        **_byol("byol-lr10", "lr10", 1000, "stability"),
+        group="ssl-byol",
+        seeds=2,
+        note="learning rate ×10 at step 1000",
+    ),
+    # --- VICReg ------------------------------------------------------------------------------------
+    Scenario("vicreg", "ssl-vicreg", "vicreg", {"steps": 2000}),
+    Scenario(
+        "vicreg-no-varcov",
+        "ssl-vicreg",
+        "vicreg",
+        {"steps": 2000, "inject": "no_varcov", "inject_at": 1000},
+        category="collapse",
+        onset=1000,
+        seeds=2,
+        note="variance and covariance weights set to 0 at step 1000",
+    ),
+    # --- supervised classifiers on digits ----------------------------------------------------------
+    Scenario(
+        "mlp-regularised",
+        "supervised",
+        "classifier",
+        {"steps": 2000, "dropout": 0.2, "weight_decay": 1e-2, "optimizer": "adamw"},
+        quick_steps=600,
+    ),
+    Scenario(
+        "mlp-interpolating",
+        "supervised",
+        "classifier",
+        {"steps": 3000},
+        note="no regularisation, long: training loss → ~0, validation accuracy stays high",
+    ),
+    Scenario(
+        "mlp-overfit-100",
+        "supervised",
+        "classifier",
+        {"steps": 2000, "train_size": 100, "eval_every": 50},
+        category="generalization",
+        onset_from="best_val_step",
+        seeds=2,
+        note="100 training samples; onset = eval step of the lowest validation loss",
+    ),
+    Scenario(
+        "mlp-lr10",
+        "supervised",
+        "classifier",
+        {"steps": 2000, "optimizer": "sgd", "lr": 0.05, "inject": "lr10", "inject_at": 1000},
+        category="stability",
+        onset=1000,
+        seeds=2,
+        note="SGD lr 0.05 → 0.5 at step 1000",
+    ),
+    Scenario(
+        "mlp-nan",
+        "supervised",
+        "classifier",
+        {"steps": 2000, "inject": "nan", "inject_at": 1000},
+        category="stability",
+        onset=1000,
+        seeds=2,
+        quick_steps=600,
+        note="one NaN pixel in the batch of step 1000: the weights turn NaN",
+    ),
+    # --- README's quickstart: penultimate features as embeddings -------------------------------------
+    Scenario(
+        "quickstart",
+        "quickstart",
+        "classifier",
+        {"steps": 2000, "embeddings": True, "train_accuracy": False, "eval_every": 200, "width": 64},
+        note="mon.step(loss, model, optimizer, embeddings=penultimate); mon.eval(loss, accuracy) every 200",
+    ),
+    # --- reconstruction judged by PSNR ---------------------------------------------------------------
+    Scenario("autoencoder", "reconstruction", "autoencoder", {"steps": 2000}),
+    Scenario(
+        "autoencoder-overfit-64",
+        "reconstruction",
+        "autoencoder",
+        {"steps": 2000, "train_size": 64, "bottleneck": 32, "eval_every": 50},
+        category="generalization",
+        onset_from="best_val_step",
+        seeds=2,
+        note="64 training images; onset = eval step of the lowest validation loss",
+    ),
+    # --- held out: other architectures, optimisers, data and cadences (never tuned on) -------------
+    Scenario(
+        "cnn-sgd",
+        "holdout",
+        "classifier",
+        {
+            "steps": 1500,
+            "arch": "cnn",
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "weight_decay": 5e-4,
+            "eval_every": 50,
+            "embeddings": True,
+        },
+        seeds=3,
+        holdout=True,
+        note="CNN on 8×8 digits, SGD + momentum, features as embeddings, eval every 50",
+    ),
+    Scenario(
+        "cnn-lr10",
+        "holdout",
+        "classifier",
+        {
+            "steps": 1500,
+            "arch": "cnn",
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "weight_decay": 5e-4,
+            "eval_every": 50,
+            "embeddings": True,
+            "inject": "lr10",
+            "inject_at": 700,
+        },
+        category="stability",
+        onset=700,
+        seeds=2,
+        holdout=True,
+        note="SGD lr 0.1 → 1.0 at step 700 (validation accuracy 0.98 → 0.80)",
+    ),
+    Scenario(
+        "tanh-breast-cancer",
+        "holdout",
+        "classifier",
+        {
+            "steps": 1200,
+            "dataset": "breast_cancer",
+            "act": "tanh",
+            "width": 32,
+            "dropout": 0.3,
+            "optimizer": "adamw",
+            "lr": 3e-4,
+            "weight_decay": 1e-2,
+            "eval_every": 25,
+        },
+        seeds=3,
+        holdout=True,
+        note="tanh MLP + dropout on load_breast_cancer (398 training rows), AdamW, eval every 25",
+    ),
+    Scenario(
+        "gelu-bn-classification",
+        "holdout",
+        "classifier",
+        {
+            "steps": 2500,
+            "dataset": "classification",
+            "act": "gelu",
+            "batchnorm": True,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "weight_decay": 1e-3,
+            "batch_size": 64,
+            "eval_every": 250,
+        },
+        seeds=3,
+        holdout=True,
+        note="GELU + BatchNorm MLP on make_classification (7,500 training rows), SGD, eval every 250",
+    ),
+    Scenario(
+        "gelu-bn-nan",
+        "holdout",
+        "classifier",
+        {
+            "steps": 2500,
+            "dataset": "classification",
+            "act": "gelu",
+            "batchnorm": True,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "weight_decay": 1e-3,
+            "batch_size": 64,
+            "eval_every": 250,
+            "inject": "nan",
+            "inject_at": 1500,
+        },
+        category="stability",
+        onset=1500,
+        seeds=2,
+        holdout=True,
+    ),
+    Scenario(
+        **_byol("simsiam", variant="simsiam", optimizer="sgd", lr=0.05),
+        group="holdout",
+        seeds=3,
+        holdout=True,
+        note="SimSiam: predictor + stop-gradient, no EMA teacher, SGD",
+    ),
+    Scenario(
+        **_byol("simsiam-no-stopgrad", "collapse", 800, "collapse", variant="simsiam", optimizer="sgd", lr=0.05),
+        group="holdout",
+        seeds=2,
+        holdout=True,
+    ),
+    Scenario(
+        "dino",
+        "holdout",
+        "dino",
+        {"steps": 2000},
+        seeds=3,
+        holdout=True,
+        note="DINO-like self-distillation (centring, sharpening), EMA 0.996, backbone features as embeddings",
+    ),
+    Scenario(
+        "dino-momentum1",
+        "holdout",
+        "dino",
+        {"steps": 2000, "inject": "momentum1", "inject_at": 1200},
+        category="ema",
+        onset=1200,
+        seeds=2,
+        holdout=True,
+    ),
+    Scenario(
+        **_byol("byol-wrapped", variant="wrapped", momentum=0.996),
+        group="holdout",
+        seeds=3,
+        holdout=True,
+        note="BYOL with a learner wrapper: student 'online_encoder.*' vs teacher '*' parameter names",
+    ),
+    Scenario(
+        **_byol("byol-wrapped-momentum1", "momentum1", 1000, "ema", variant="wrapped", momentum=0.996),
+        group="holdout",
+        seeds=2,
+        holdout=True,
+    ),
+]
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+if len(BY_NAME) != len(SCENARIOS):  # pragma: no cover - a typo in the table above
+    raise RuntimeError("duplicate scenario names")
+
+GROUPS = list(dict.fromkeys(s.group for s in SCENARIOS))
+
+
+def select(patterns: Iterable[str] = (), quick: bool = False) -> list[Scenario]:
+    """Scenarios whose names match any glob in ``patterns`` (all when empty); ``quick`` shortens and subsets."""
+    patterns = list(patterns)
+    chosen = [s for s in SCENARIOS if not patterns or any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+    if patterns and not chosen:
+        raise ValueError(f"no scenario matches {' '.join(patterns)} (known: {', '.join(BY_NAME)})")
+    if quick:
+        chosen = [s.scaled(s.quick_steps) for s in chosen if s.quick_steps]
+    return chosen

@@ -1,0 +1,428 @@
+"""The training loops of the scenarios, each monitored exactly as README.md shows.
+
+Every loop creates ``metricreg.Monitor(logdir)`` with the defaults (no threshold or
+schedule tweaks), calls ``mon.step(loss=..., model=..., optimizer=..., ...)`` once per
+step and ``mon.eval(loss=..., accuracy=...)`` at its eval points, and returns an
+``info`` dict of evidence that the ground truth holds (final losses, probe
+accuracies, the step of the best validation loss). A fault is *injected* by
+changing one thing at ``inject_at``: the loss (collapse), the momentum (EMA), the
+learning rate or the data (stability).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import metricreg as mr
+from benchmarks.detection import data as D
+from benchmarks.detection.models import Classifier, DigitsCNN, Siamese, Wrapped, mlp
+
+Info = dict[str, Any]
+
+
+def _seed(seed: int) -> torch.Generator:
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _injected(inject_at: int | None, step: int) -> bool:
+    return inject_at is not None and step >= inject_at
+
+
+def _scale_lr(opt: torch.optim.Optimizer, factor: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] *= factor
+
+
+def _optimizer(name: str, params: Any, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+@torch.no_grad()
+def knn_accuracy(embed: Callable[[torch.Tensor], torch.Tensor], split: D.Split, k: int = 5) -> float:
+    """Validation accuracy of a k-NN (cosine) probe on the representation: did SSL learn anything?"""
+    a = F.normalize(embed(split.x_train), dim=1)
+    b = F.normalize(embed(split.x_val), dim=1)
+    idx = (b @ a.T).topk(k, dim=1).indices
+    votes = split.y_train[idx]
+    pred = torch.mode(votes, dim=1).values
+    return float((pred == split.y_val).float().mean())
+
+
+@torch.no_grad()
+def _spread(z: torch.Tensor) -> float:
+    """Mean per-channel std of L2-normalised rows × √d: 1 when isotropic, 0 when collapsed."""
+    zn = F.normalize(z, dim=1)
+    return float(zn.std(0).mean() * math.sqrt(z.shape[1]))
+
+
+# --- joint-embedding SSL --------------------------------------------------------------------------
+
+
+def _cos_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
+
+
+def byol(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    variant: str = "byol",
+    momentum: float = 0.99,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 128,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """BYOL (``variant="byol"``), BYOL with wrapper naming (``"wrapped"``) or SimSiam (``"simsiam"``).
+
+    Injections: ``collapse`` drops the predictor and the stop-gradient (the
+    symmetric cosine loss between two online projections, which collapses);
+    ``momentum1`` freezes the teacher (m = 1); ``lr10`` multiplies the learning rate by 10.
+    """
+    g = _seed(seed)
+    split = D.digits()
+    if variant == "wrapped":
+        learner = Wrapped()
+        online, predictor = learner.online_encoder, learner.online_predictor
+        model: nn.Module = learner
+        teacher: nn.Module | None = copy.deepcopy(online)
+    else:
+        online = Siamese()
+        predictor = online.predictor
+        model = online
+        teacher = None
+        if variant == "byol":
+            teacher = copy.deepcopy(online)
+            teacher.predictor = None
+    if teacher is not None:
+        teacher.requires_grad_(False)
+    opt = _optimizer(optimizer, model.parameters(), lr)
+    order = D.batches(len(split.x_train), batch_size, g)
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            if inject == "lr10" and step == inject_at:
+                _scale_lr(opt, 10.0)
+            m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
+            x = split.x_train[next(order)]
+            v1, v2 = D.augment(x, g), D.augment(x, g)
+            z1 = online.embed(v1)[1]
+            _, z2 = online.embed(v2)
+            if inject == "collapse" and _injected(inject_at, step):
+                loss = _cos_loss(z1, z2)  # no predictor, no stop-gradient
+            elif teacher is not None:
+                with torch.no_grad():
+                    t1, t2 = teacher.embed(v1)[1], teacher.embed(v2)[1]
+                loss = (_cos_loss(predictor(z1), t2) + _cos_loss(predictor(z2), t1)) / 2
+            else:  # SimSiam: the other branch's projection, stop-gradient
+                loss = (_cos_loss(predictor(z1), z2.detach()) + _cos_loss(predictor(z2), z1.detach())) / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if teacher is not None:
+                with torch.no_grad():
+                    for pt, ps in zip(teacher.parameters(), online.parameters(), strict=False):
+                        pt.mul_(m).add_(ps, alpha=1 - m)
+                mon.step(
+                    loss=loss, model=model, optimizer=opt, embeddings=lambda z1=z1: z1.detach(),
+                    ema_model=teacher, momentum=m,
+                )  # fmt: skip
+            else:
+                mon.step(loss=loss, model=model, optimizer=opt, embeddings=lambda z1=z1: z1.detach())
+    online.eval()
+    with torch.no_grad():
+        h_val, z_val = online.embed(split.x_val)
+    return {
+        "final_loss": float(loss.detach()),
+        "knn_accuracy": knn_accuracy(online.encoder, split),
+        "representation_spread": _spread(h_val),
+        "projection_spread": _spread(z_val),
+    }
+
+
+# --- VICReg ---------------------------------------------------------------------------------------
+
+
+def _vicreg_terms(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inv = F.mse_loss(z1, z2)
+    var = sum(F.relu(1 - torch.sqrt(z.var(0) + 1e-4)).mean() for z in (z1, z2))
+    cov = 0.0
+    for z in (z1, z2):
+        zc = z - z.mean(0)
+        c = zc.T @ zc / (z.shape[0] - 1)
+        off = c - torch.diag(torch.diag(c))
+        cov = cov + off.pow(2).sum() / z.shape[1]
+    return inv, var, cov
+
+
+def vicreg(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """VICReg (λ=25, μ=25, ν=1); ``inject="no_varcov"`` sets the variance and covariance weights to 0."""
+    g = _seed(seed)
+    split = D.digits()
+    encoder = mlp([64, 128, 64], last_act=True)
+    expander = mlp([64, 128, 128])
+    model = nn.Sequential(encoder, expander)
+    opt = _optimizer("adam", model.parameters(), lr)
+    order = D.batches(len(split.x_train), batch_size, g)
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            mu = nu = 0.0 if inject == "no_varcov" and _injected(inject_at, step) else None
+            x = split.x_train[next(order)]
+            v1, v2 = D.augment(x, g), D.augment(x, g)
+            z1, z2 = model(v1), model(v2)
+            inv, var, cov = _vicreg_terms(z1, z2)
+            loss = 25 * inv + (25 if mu is None else mu) * var + (1 if nu is None else nu) * cov
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            mon.step(loss=loss, model=model, optimizer=opt, embeddings=lambda z1=z1: z1.detach())
+    with torch.no_grad():
+        h_val = encoder(split.x_val)
+        z_val = expander(h_val)
+    return {
+        "final_loss": float(loss.detach()),
+        "knn_accuracy": knn_accuracy(encoder, split),
+        "representation_spread": _spread(h_val),
+        "projection_spread": _spread(z_val),
+    }
+
+
+# --- DINO-like self-distillation ------------------------------------------------------------------
+
+
+def dino(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    momentum: float = 0.996,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    out_dim: int = 64,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher."""
+    g = _seed(seed)
+    split = D.digits()
+    student = Siamese(proj=out_dim, predictor=False)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    center = torch.zeros(out_dim)
+    opt = _optimizer("adamw", student.parameters(), lr, weight_decay=0.04)
+    order = D.batches(len(split.x_train), batch_size, g)
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
+            x = split.x_train[next(order)]
+            v1, v2 = D.augment(x, g), D.augment(x, g)
+            h1, s1 = student.embed(v1)
+            s2 = student.embed(v2)[1]
+            with torch.no_grad():
+                t1, t2 = teacher.embed(v1)[1], teacher.embed(v2)[1]
+                p1, p2 = F.softmax((t1 - center) / 0.04, -1), F.softmax((t2 - center) / 0.04, -1)
+                center = 0.9 * center + 0.1 * torch.cat([t1, t2]).mean(0)
+            loss = (
+                -((p2 * F.log_softmax(s1 / 0.1, -1)).sum(-1).mean() + (p1 * F.log_softmax(s2 / 0.1, -1)).sum(-1).mean())
+                / 2
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 3.0)
+            opt.step()
+            with torch.no_grad():
+                for pt, ps in zip(teacher.parameters(), student.parameters(), strict=True):
+                    pt.mul_(m).add_(ps, alpha=1 - m)
+            mon.step(
+                loss=loss, model=student, optimizer=opt, embeddings=lambda h1=h1: h1.detach(),
+                ema_model=teacher, momentum=m,
+            )  # fmt: skip
+    return {"final_loss": float(loss.detach()), "knn_accuracy": knn_accuracy(student.encoder, split)}
+
+
+# --- supervised classification --------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, split: D.Split) -> tuple[float, float]:
+    was = model.training
+    model.eval()
+    logits, _ = model(split.x_val)
+    model.train(was)
+    loss = F.cross_entropy(logits, split.y_val)
+    return float(loss), float((logits.argmax(1) == split.y_val).float().mean())
+
+
+def _classifier(arch: str, split: D.Split, width: int, act: str, dropout: float, batchnorm: bool) -> Classifier:
+    if arch == "cnn":
+        return Classifier(DigitsCNN(), 128, split.classes)
+    feats = mlp([split.features, width, width], act=act, dropout=dropout, batchnorm=batchnorm, last_act=True)
+    return Classifier(feats, width, split.classes)
+
+
+def classifier(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    dataset: str = "digits",
+    arch: str = "mlp",
+    width: int = 128,
+    act: str = "relu",
+    dropout: float = 0.0,
+    batchnorm: bool = False,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    batch_size: int = 32,
+    train_size: int | None = None,
+    eval_every: int = 100,
+    train_accuracy: bool = True,
+    embeddings: bool = False,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """A supervised classifier, monitored with ``loss``/``accuracy`` per step and ``mon.eval`` every ``eval_every``.
+
+    ``embeddings=True`` is README's quickstart pattern: the penultimate features
+    go to ``mon.step(embeddings=lambda: z.detach())``. ``train_size`` trains on a
+    small subset (overfitting on purpose). Injections: ``lr10`` (learning rate ×10)
+    and ``nan`` (one batch carries a NaN pixel: the weights turn NaN).
+    """
+    g = _seed(seed)
+    split = D.DATASETS[dataset]()
+    if train_size is not None:
+        split = split.subset(train_size, seed)
+    model = _classifier(arch, split, width, act, dropout, batchnorm)
+    opt = _optimizer(optimizer, model.parameters(), lr, weight_decay)
+    order = D.batches(len(split.x_train), batch_size, g)
+    evals: list[tuple[int, float, float]] = []
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            if inject == "lr10" and step == inject_at:
+                _scale_lr(opt, 10.0)
+            idx = next(order)
+            x, y = split.x_train[idx], split.y_train[idx]
+            if inject == "nan" and step == inject_at:
+                x = x.clone()
+                x[0, 0] = float("nan")
+            logits, z = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            inputs: dict[str, Any] = {"loss": loss, "model": model, "optimizer": opt}
+            if train_accuracy:
+                inputs["accuracy"] = (logits.argmax(1) == y).float().mean()
+            if embeddings:
+                inputs["embeddings"] = lambda z=z: z.detach()
+            mon.step(**inputs)
+            if step % eval_every == 0 or step == steps - 1:
+                val_loss, val_acc = _evaluate(model, split)
+                evals.append((step, val_loss, val_acc))
+                mon.eval(loss=val_loss, accuracy=val_acc)
+    return _classifier_info(loss, evals)
+
+
+def _classifier_info(loss: torch.Tensor, evals: list[tuple[int, float, float]]) -> Info:
+    finite = [e for e in evals if math.isfinite(e[1])]
+    best = min(finite, key=lambda e: e[1]) if finite else (None, math.nan, math.nan)
+    return {
+        "final_loss": float(loss.detach()),
+        "final_val_loss": evals[-1][1],
+        "final_val_accuracy": evals[-1][2],
+        "best_val_loss": best[1],
+        "best_val_step": best[0],
+        "best_val_accuracy": max((e[2] for e in finite), default=math.nan),
+    }
+
+
+# --- reconstruction -------------------------------------------------------------------------------
+
+
+def _psnr(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over images of per-image PSNR (data range 1)."""
+    mse = (recon - target).pow(2).mean(1).clamp_min(1e-10)
+    return (10 * torch.log10(1.0 / mse)).mean()
+
+
+def autoencoder(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    bottleneck: int = 16,
+    train_size: int | None = None,
+    eval_every: int = 100,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """An MLP autoencoder on digits, judged by PSNR: ``mon.step(loss=mse, psnr=...)``, ``mon.eval(loss, psnr)``."""
+    g = _seed(seed)
+    split = D.digits()
+    if train_size is not None:
+        split = split.subset(train_size, seed)
+    model = nn.Sequential(mlp([64, 256, bottleneck]), mlp([bottleneck, 256, 64]), nn.Sigmoid())
+    opt = _optimizer("adam", model.parameters(), lr)
+    order = D.batches(len(split.x_train), batch_size, g)
+    evals: list[tuple[int, float, float]] = []
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            if inject == "lr10" and step == inject_at:
+                _scale_lr(opt, 10.0)
+            x = split.x_train[next(order)]
+            recon = model(x)
+            loss = F.mse_loss(recon, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            mon.step(loss=loss, model=model, optimizer=opt, psnr=_psnr(recon.detach(), x))
+            if step % eval_every == 0 or step == steps - 1:
+                with torch.no_grad():
+                    r = model(split.x_val)
+                    val_loss, val_psnr = float(F.mse_loss(r, split.x_val)), float(_psnr(r, split.x_val))
+                evals.append((step, val_loss, val_psnr))
+                mon.eval(loss=val_loss, psnr=val_psnr)
+    finite = [e for e in evals if math.isfinite(e[1])]
+    best = min(finite, key=lambda e: e[1]) if finite else (None, math.nan, math.nan)
+    return {
+        "final_loss": float(loss.detach()),
+        "final_val_psnr": evals[-1][2],
+        "best_val_psnr": best[2],
+        "best_val_step": best[0],
+        "best_val_loss": best[1],
+        "final_val_loss": evals[-1][1],
+    }
+
+
+LOOPS: dict[str, Callable[..., Info]] = {
+    "byol": byol,
+    "vicreg": vicreg,
+    "dino": dino,
+    "classifier": classifier,
+    "autoencoder": autoencoder,
+}
