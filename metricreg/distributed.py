@@ -54,12 +54,14 @@ def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tu
         )
     if rank is not None:
         try:
+            if isinstance(rank, bool) or isinstance(world_size, bool):
+                raise TypeError
             r, w = operator.index(rank), operator.index(world_size)  # type: ignore[arg-type]
         except TypeError:
             raise ValueError(
                 f"Monitor(rank=, world_size=) must be integers, got rank={rank!r}, world_size={world_size!r}"
             ) from None
-        if isinstance(rank, bool) or isinstance(world_size, bool) or w < 1 or not 0 <= r < w:
+        if w < 1 or not 0 <= r < w:
             raise ValueError(
                 f"Monitor(rank=, world_size=) needs 0 <= rank < world_size, got rank={rank!r}, "
                 f"world_size={world_size!r}"

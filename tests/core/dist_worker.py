@@ -9,6 +9,8 @@ Cases:
   last rank, which every rank must see at the same step.
 * ``close``: the last rank closes its Monitor at step 12 and keeps training.
 * ``reduce``: plain reductions, 12 steps.
+* ``independent``: ``Monitor(rank=0, world_size=1)`` on every rank (a launcher that sees
+  independent trainings): each rank writes its own run, nothing is reduced.
 """
 
 import datetime
@@ -80,11 +82,14 @@ def main(logdir: str, case: str, out_path: str) -> None:
     plugins = [Faults(rank)]
     if case == "faults":
         plugins.append(builtin_loss)
-    mon = mr.Monitor(logdir, plugins=plugins, builtins=False, dist_timeout=30)
+    if case == "independent":  # e.g. accelerate's view: each process is its own training
+        mon = mr.Monitor(os.path.join(logdir, f"rank{rank}"), plugins=plugins, builtins=False, rank=0, world_size=1)
+    else:
+        mon = mr.Monitor(logdir, plugins=plugins, builtins=False, dist_timeout=30)
     exact = True
     stopped_at = None
     start = time.perf_counter()
-    steps = 12 if case == "reduce" else 31
+    steps = 12 if case in ("reduce", "independent") else 31
     for step in range(steps):
         small = torch.tensor([float(rank + 1)])
         big = torch.full((1000,), float(rank + 1))

@@ -47,8 +47,10 @@ def launch(tmp_path: Path, case: str, world: int) -> tuple[list[dict], dict]:
                 proc.kill()
     print(f"{case} with {world} ranks: {time.perf_counter() - start:.1f} s")
     assert codes == [0] * world
-    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(world)]
+    if case == "independent":
+        return reports, {}
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
     return reports, scalars(run)
 
 
@@ -107,3 +109,12 @@ def test_a_rank_closing_early_ends_sharing_without_a_hang(tmp_path, world):
     before = [(s, sum(value(r, s) for r in ranks) / world) for s in (0, 5, 10)]
     after = [(s, value(0, s)) for s in (15, 20, 25, 30)]  # the last rank left: rank 0's own values
     assert data["train/dist/mean"] == series(before + after)
+
+
+def test_rank_and_world_size_overrides_win_over_torch_distributed(tmp_path):
+    # torch.distributed has 2 ranks, the launcher says each process is rank 0 of 1.
+    reports, _ = launch(tmp_path, "independent", 2)
+    assert all(r["exact"] for r in reports)
+    for rank in range(2):
+        data = scalars(tmp_path / "run" / f"rank{rank}")
+        assert data["train/dist/mean"] == series([(s, value(rank, s)) for s in (0, 5, 10)])  # not averaged
