@@ -10,9 +10,10 @@ cleared, so no rank ever makes a collective the others do not make, whatever its
 metrics did. Exchanges happen at steps that are a pure function of the step.
 
 Payload (float64, one row per rank after ``all_gather``):
-``[step, stop, mask_0 .. mask_{n-1}, value_0 .. value_{n-1}]``. A mask entry is 0
-(no value), 1 (a value) or 2 (a value that is an L2 norm over this rank's shard of a
-sharded tensor: norms combine as ``sqrt(sum of squares)``). With an NCCL default group,
+``[step, stop, mask_0 .. mask_{n-1}, value_0 .. value_{n-1}, aux_0 .. aux_{n-1}]``. A mask
+entry is 0 (no value), 1 (a value), 2 (an L2 norm over this rank's shards of sharded
+tensors: norms combine as ``sqrt(Σ value²)``) or 3 (a ratio of two such norms, value over
+aux: ``sqrt(Σ value²) / sqrt(Σ aux²)``); see ``mark_shard``. With an NCCL default group,
 values stay on the GPU and travel in a second fixed-shape ``all_gather`` on an NCCL
 group of metricreg's own; the host part (step, stop, mask) still goes over gloo.
 """
@@ -42,6 +43,7 @@ DEFAULT_TIMEOUT_S = 600.0
 OPS = ("mean", "sum", "max", "min")
 VALID = 1.0
 SHARD_NORM = 2.0
+SHARD_RATIO = 3.0
 
 _created = 0  # Exchanges created in this process: the same order on every rank names their store keys
 
@@ -149,22 +151,23 @@ def local_shard(x: Any) -> Any:
     return x.to_local() if hasattr(x, "to_local") and getattr(x, "placements", None) is not None else x
 
 
-def mark_shard_norm(value: Any) -> Any:
-    """Mark a tensor as an L2 norm over this rank's shards (ranks combine it as sqrt(sum of squares))."""
+def mark_shard(value: Any, norm: Any = None, over: Any = None) -> Any:
+    """Mark a result computed from this rank's shards of sharded tensors (FSDP2, DTensor).
+
+    ``norm`` (default: the value itself) is an L2 norm over the local shards, scaled by any
+    constant; ``over``, if given, is another such norm the value is divided by. Ranks then
+    combine ``sqrt(Σ norm²)`` (over ``sqrt(Σ over²)``): the value over the whole tensors.
+    """
     try:
-        value._metricreg_shard_norm = True
+        value._metricreg_shard = (value if norm is None else norm, over)
     except AttributeError:
         pass
     return value
 
 
-def carry_shard_mark(source: Any, value: Any) -> Any:
-    """``value`` (e.g. ``source`` detached) keeps ``source``'s shard-norm mark."""
-    return mark_shard_norm(value) if is_shard_norm(source) else value
-
-
-def is_shard_norm(value: Any) -> bool:
-    return bool(getattr(value, "_metricreg_shard_norm", False))
+def shard_parts(value: Any) -> tuple[Any, Any] | None:
+    """(norm, over) set by mark_shard, or None."""
+    return getattr(value, "_metricreg_shard", None)
 
 
 # ------------------------------------------------------------------------------ exchange
@@ -245,19 +248,21 @@ class Exchange:
             raise ExchangeError("another rank closed its Monitor")
         slots = self.layout[event]
         n = len(slots)
-        header = torch.full((2 + 2 * n,), math.nan, dtype=torch.float64)
+        header = torch.full((2 + 3 * n,), math.nan, dtype=torch.float64)
         header[0] = float(step)
         header[1] = 1.0 if stop else 0.0
         header[2 : 2 + n] = 0.0
-        device_values: list[Any] = []
+        device_values: list[Any] = [None] * (2 * n)
         for i, slot in enumerate(slots):
             value = local.get((slot.metric, slot.member))
-            code, number = self._encode(value, slot)
+            code, number, aux = self._encode(value, slot)
             if code:
                 header[2 + i] = code
+                device_values[i], device_values[n + i] = number, aux
                 if self.device_group is None:
                     header[2 + n + i] = number
-            device_values.append(number if code else None)
+                    if aux is not None:
+                        header[2 + 2 * n + i] = aux
         rows = [torch.empty_like(header) for _ in range(self.world_size)]
         self._dist.all_gather(rows, header, group=self.group)
         gathered = torch.stack(rows)
@@ -268,27 +273,36 @@ class Exchange:
         masks = gathered[:, 2 : 2 + n]
         values = gathered[:, 2 + n :] if self.device_group is None else self._gather_device(device_values)
         counts = (masks > 0).sum(0).tolist()
-        reduced = reduce_gathered(values, masks.to(values.device, non_blocking=True), [s.op for s in slots])
+        masks = masks.pin_memory() if values.device.type == "cuda" else masks
+        reduced = reduce_gathered(
+            values[:, :n], values[:, n:], masks.to(values.device, non_blocking=True), [s.op for s in slots]
+        )
         return [(slot, reduced[i]) for i, slot in enumerate(slots) if counts[i]], stops
 
-    def _encode(self, value: Any, slot: Slot) -> tuple[float, Any]:
-        """(mask code, the value as a float64 number or 0-d tensor); code 0 when there is none."""
+    def _encode(self, value: Any, slot: Slot) -> tuple[float, Any, Any]:
+        """(mask code, value, aux) as float64 numbers or 0-d tensors; code 0 when there is none."""
         if value is None:
-            return 0.0, None
+            return 0.0, None, None
+        parts = shard_parts(value)
+        if parts is None:
+            return VALID, self._number(value, slot), None
+        norm, over = parts
+        if over is None:
+            return SHARD_NORM, self._number(norm, slot), None
+        return SHARD_RATIO, self._number(norm, slot), self._number(over, slot)
+
+    def _number(self, value: Any, slot: Slot) -> Any:
         torch = self._torch
-        code = VALID
-        if is_shard_norm(value):
-            code = SHARD_NORM
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 raise ValueError(f"reduced metric {slot.metric!r} returned a tensor of shape {tuple(value.shape)}")
-            t = value.detach().reshape(())
+            t = local_shard(value).detach().reshape(())
             if self.device_group is not None and t.device == self.device:
-                return code, t.to(torch.float64)
+                return t.to(torch.float64)
             if t.device.type != "cpu" and self.device_group is None:
-                return code, t.to(torch.float64).cpu()  # gloo only: the one host copy (a sync on CUDA)
-            return code, float(t)
-        return code, float(value)  # Python, numpy (JAX: a host copy)
+                return t.to(torch.float64).cpu()  # gloo only: the one host copy (a sync on CUDA)
+            return float(t)
+        return float(value)  # Python, numpy (JAX: a host copy)
 
     def _gather_device(self, values: Sequence[Any]) -> Any:
         torch = self._torch
@@ -297,7 +311,7 @@ class Exchange:
             if isinstance(v, torch.Tensor) and v.device == self.device
             else torch.full((), math.nan if v is None else float(v), dtype=torch.float64, device=self.device)
             for v in values
-        ]
+        ]  # values then aux: (2 * slots,)
         mine = torch.stack(parts) if parts else torch.empty(0, dtype=torch.float64, device=self.device)
         rows = [torch.empty_like(mine) for _ in range(self.world_size)]
         self._dist.all_gather(rows, mine, group=self.device_group)  # enqueued on the stream: no host sync
@@ -321,12 +335,13 @@ class Exchange:
                     pass
 
 
-def reduce_gathered(values: Any, masks: Any, ops: Sequence[str]) -> list[Any]:
+def reduce_gathered(values: Any, aux: Any, masks: Any, ops: Sequence[str]) -> list[Any]:
     """Per slot, the reduction of the values whose mask is set, as 0-d tensors on the values' device.
 
-    ``values`` and ``masks`` are (world, slots). NaN values count (a non-finite loss stays
-    non-finite); unset entries do not. A slot whose ranks all sent shard norms (mask 2)
-    combines them as sqrt(sum of squares): the norm over the whole tensor.
+    ``values``, ``aux`` and ``masks`` are (world, slots). NaN values count (a non-finite loss
+    stays non-finite); unset entries do not. A slot whose ranks all sent shard norms (mask 2)
+    combines them as sqrt(Σ value²), one whose ranks all sent ratios of shard norms (mask 3)
+    as sqrt(Σ value²) / sqrt(Σ aux²): the value over the whole tensors.
     """
     import torch
 
@@ -338,9 +353,15 @@ def reduce_gathered(values: Any, masks: Any, ops: Sequence[str]) -> list[Any]:
     high = torch.where(valid, values, torch.full_like(zero, -math.inf)).amax(0)
     low = torch.where(valid, values, torch.full_like(zero, math.inf)).amin(0)
     norms = torch.sqrt(torch.where(valid, values * values, zero).sum(0))
-    sharded = torch.logical_and((masks == SHARD_NORM).sum(0) == valid.sum(0), count > 0)
+    unders = torch.sqrt(torch.where(masks == SHARD_RATIO, aux * aux, zero).sum(0))
+    ratios = norms / unders
+    n_valid = valid.sum(0)
+    as_norm = torch.logical_and((masks == SHARD_NORM).sum(0) == n_valid, n_valid > 0)
+    as_ratio = torch.logical_and((masks == SHARD_RATIO).sum(0) == n_valid, n_valid > 0)
     table = {"mean": mean, "sum": summed, "max": high, "min": low}
-    return [torch.where(sharded[i], norms[i], table[op][i]) for i, op in enumerate(ops)]
+    return [
+        torch.where(as_ratio[i], ratios[i], torch.where(as_norm[i], norms[i], table[op][i])) for i, op in enumerate(ops)
+    ]
 
 
 def _default_store(dist: Any) -> Any:
