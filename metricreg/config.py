@@ -21,7 +21,7 @@ from typing import Any
 from metricreg.schedules import Schedule, as_schedule
 
 _OVERRIDE_KEYS = {"every", "enabled", "health"}
-MONITOR_KEYS = {"flush_secs", "queue_size", "on_full", "max_failures", "inputs"}
+MONITOR_KEYS = {"flush_secs", "queue_size", "on_full", "max_failures", "inputs", "dist_timeout"}
 
 
 class ConfigError(ValueError):
