@@ -322,6 +322,8 @@ class Exchange:
         if not self.active:
             return
         self.active = False
+        if not self._dist.is_initialized():
+            return  # the job's process group is gone (destroyed before close): nothing left to tell or free
         try:
             if self._store is not None:
                 self._store.set(self._closed_key, str(self.rank))

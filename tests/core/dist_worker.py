@@ -9,6 +9,7 @@ Cases:
   last rank, which every rank must see at the same step.
 * ``close``: the last rank closes its Monitor at step 12 and keeps training.
 * ``reduce``: plain reductions, 12 steps.
+* ``mismatch``: rank 1 registers one reduced metric more than rank 0.
 * ``independent``: ``Monitor(rank=0, world_size=1)`` on every rank (a launcher that sees
   independent trainings): each rank writes its own run, nothing is reduced.
 """
@@ -73,6 +74,14 @@ class Errors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+class Extra:
+    """A reduced metric only rank 1 registers (a plugin installed on one node only)."""
+
+    @mr.hookimpl
+    def metricreg_register_metrics(self, register):
+        register(mr.Metric("dist/extra", compute=lambda step: 1.0, every=5, reduce="sum"))
+
+
 def main(logdir: str, case: str, out_path: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     errors = Errors()
@@ -82,6 +91,8 @@ def main(logdir: str, case: str, out_path: str) -> None:
     plugins = [Faults(rank)]
     if case == "faults":
         plugins.append(builtin_loss)
+    if case == "mismatch" and rank == 1:
+        plugins.append(Extra())
     if case == "independent":  # e.g. accelerate's view: each process is its own training
         mon = mr.Monitor(os.path.join(logdir, f"rank{rank}"), plugins=plugins, builtins=False, rank=0, world_size=1)
     else:
@@ -89,7 +100,7 @@ def main(logdir: str, case: str, out_path: str) -> None:
     exact = True
     stopped_at = None
     start = time.perf_counter()
-    steps = 12 if case in ("reduce", "independent") else 31
+    steps = 12 if case in ("reduce", "independent", "mismatch") else 31
     for step in range(steps):
         small = torch.tensor([float(rank + 1)])
         big = torch.full((1000,), float(rank + 1))

@@ -118,3 +118,10 @@ def test_rank_and_world_size_overrides_win_over_torch_distributed(tmp_path):
     for rank in range(2):
         data = scalars(tmp_path / "run" / f"rank{rank}")
         assert data["train/dist/mean"] == series([(s, value(rank, s)) for s in (0, 5, 10)])  # not averaged
+
+
+def test_ranks_with_different_reduced_metrics_share_nothing_and_say_so(tmp_path):
+    reports, data = launch(tmp_path, "mismatch", 2)
+    assert all(r["exact"] for r in reports)
+    assert all("ranks registered different reduced metrics" in " ".join(r["errors"]) for r in reports)
+    assert data["train/dist/mean"] == series([(s, value(0, s)) for s in (0, 5, 10)])  # rank 0's own values
