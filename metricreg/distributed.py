@@ -195,6 +195,7 @@ class Exchange:
         self.world_size = dist.get_world_size()
         self.rank = dist.get_rank()
         self.active = False
+        self._ops: dict[tuple[str, str], Any] = {}
         self._closed_key = f"metricreg/exchange{_created}/closed"
         _created += 1
         timeout = timedelta(seconds=timeout_s)
@@ -248,21 +249,16 @@ class Exchange:
             raise ExchangeError("another rank closed its Monitor")
         slots = self.layout[event]
         n = len(slots)
-        header = torch.full((2 + 3 * n,), math.nan, dtype=torch.float64)
-        header[0] = float(step)
-        header[1] = 1.0 if stop else 0.0
-        header[2 : 2 + n] = 0.0
-        device_values: list[Any] = [None] * (2 * n)
+        codes: list[float] = [0.0] * n
+        device_values: list[Any] = [None] * (2 * n)  # values, then aux
         for i, slot in enumerate(slots):
             value = local.get((slot.metric, slot.member))
-            code, number, aux = self._encode(value, slot)
-            if code:
-                header[2 + i] = code
-                device_values[i], device_values[n + i] = number, aux
-                if self.device_group is None:
-                    header[2 + n + i] = number
-                    if aux is not None:
-                        header[2 + 2 * n + i] = aux
+            codes[i], device_values[i], device_values[n + i] = self._encode(value, slot)
+        if self.device_group is None:  # gloo carries the values: Python floats by now
+            numbers = [math.nan if v is None else v for v in device_values]
+        else:
+            numbers = [math.nan] * (2 * n)
+        header = torch.tensor([float(step), 1.0 if stop else 0.0, *codes, *numbers], dtype=torch.float64)
         rows = [torch.empty_like(header) for _ in range(self.world_size)]
         self._dist.all_gather(rows, header, group=self.group)
         gathered = torch.stack(rows)
@@ -273,11 +269,23 @@ class Exchange:
         masks = gathered[:, 2 : 2 + n]
         values = gathered[:, 2 + n :] if self.device_group is None else self._gather_device(device_values)
         counts = (masks > 0).sum(0).tolist()
-        masks = masks.pin_memory() if values.device.type == "cuda" else masks
-        reduced = reduce_gathered(
-            values[:, :n], values[:, n:], masks.to(values.device, non_blocking=True), [s.op for s in slots]
-        )
+        ops = self._op_index(event, values.device)
+        if values.device.type == "cuda":
+            masks = masks.pin_memory().to(values.device, non_blocking=True)
+        reduced = reduce_gathered(values[:, :n], values[:, n:], masks, ops).unbind(0)
         return [(slot, reduced[i]) for i, slot in enumerate(slots) if counts[i]], stops
+
+    def _op_index(self, event: str, device: Any) -> Any:
+        """Per slot, its reduction as a row of reduce_gathered's table; made once per event and device."""
+        key = (event, str(device))
+        cached = self._ops.get(key)
+        if cached is None:
+            torch = self._torch
+            cached = torch.tensor([OPS.index(s.op) for s in self.layout[event]], dtype=torch.long)
+            if device.type == "cuda":
+                cached = cached.pin_memory().to(device, non_blocking=True)
+            self._ops[key] = cached
+        return cached
 
     def _encode(self, value: Any, slot: Slot) -> tuple[float, Any, Any]:
         """(mask code, value, aux) as float64 numbers or 0-d tensors; code 0 when there is none."""
@@ -337,10 +345,11 @@ class Exchange:
                     pass
 
 
-def reduce_gathered(values: Any, aux: Any, masks: Any, ops: Sequence[str]) -> list[Any]:
-    """Per slot, the reduction of the values whose mask is set, as 0-d tensors on the values' device.
+def reduce_gathered(values: Any, aux: Any, masks: Any, ops: Any) -> Any:
+    """Per slot, the reduction of the values whose mask is set: a (slots,) tensor on the values' device.
 
-    ``values``, ``aux`` and ``masks`` are (world, slots). NaN values count (a non-finite loss
+    ``values``, ``aux`` and ``masks`` are (world, slots); ``ops`` holds each slot's index in
+    OPS (a long tensor on the values' device). NaN values count (a non-finite loss
     stays non-finite); unset entries do not. A slot whose ranks all sent shard norms (mask 2)
     combines them as sqrt(Σ value²), one whose ranks all sent ratios of shard norms (mask 3)
     as sqrt(Σ value²) / sqrt(Σ aux²): the value over the whole tensors.
@@ -360,10 +369,9 @@ def reduce_gathered(values: Any, aux: Any, masks: Any, ops: Sequence[str]) -> li
     n_valid = valid.sum(0)
     as_norm = torch.logical_and((masks == SHARD_NORM).sum(0) == n_valid, n_valid > 0)
     as_ratio = torch.logical_and((masks == SHARD_RATIO).sum(0) == n_valid, n_valid > 0)
-    table = {"mean": mean, "sum": summed, "max": high, "min": low}
-    return [
-        torch.where(as_ratio[i], ratios[i], torch.where(as_norm[i], norms[i], table[op][i])) for i, op in enumerate(ops)
-    ]
+    table = torch.stack([mean, summed, high, low])  # rows in the order of OPS
+    chosen = table.gather(0, ops.reshape(1, -1)).reshape(-1)
+    return torch.where(as_ratio, ratios, torch.where(as_norm, norms, chosen))
 
 
 def _default_store(dist: Any) -> Any:

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 def reduce(values, masks, ops, aux=None):
     values = torch.tensor(values, dtype=torch.float64)
     aux = torch.zeros_like(values) if aux is None else torch.tensor(aux, dtype=torch.float64)
+    ops = torch.tensor([distributed.OPS.index(op) for op in ops])
     return [float(v) for v in distributed.reduce_gathered(values, aux, torch.tensor(masks), ops)]
 
 
