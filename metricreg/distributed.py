@@ -253,7 +253,10 @@ class Exchange:
         device_values: list[Any] = [None] * (2 * n)  # values, then aux
         for i, slot in enumerate(slots):
             value = local.get((slot.metric, slot.member))
-            codes[i], device_values[i], device_values[n + i] = self._encode(value, slot)
+            try:
+                codes[i], device_values[i], device_values[n + i] = self._encode(value, slot)
+            except (TypeError, ValueError, RuntimeError) as exc:  # this value only: the payload keeps its shape
+                _warn_once(slot, exc)
         if self.device_group is None:  # gloo carries the values: Python floats by now
             numbers = [math.nan if v is None else v for v in device_values]
         else:
@@ -417,6 +420,23 @@ def start_exchange(metrics: Sequence[Any], world_size: int, timeout_s: float | N
         return None
     exchange.set_schedules(step_schedules)
     return exchange
+
+
+_warned_unsendable: set[tuple[str, str | None]] = set()
+
+
+def _warn_once(slot: Slot, exc: Exception) -> None:
+    """A reduced value that is not one number travels as 'no value'; say so once per member."""
+    if (slot.metric, slot.member) in _warned_unsendable:
+        return
+    _warned_unsendable.add((slot.metric, slot.member))
+    member = f" member {slot.member!r}" if slot.member else ""
+    log.warning(
+        "metricreg: reduced metric %r%s gave a value that is not one number (%s); it is sent as missing",
+        slot.metric,
+        member,
+        exc,
+    )
 
 
 _warned_undeclared: set[tuple[str, str | None]] = set()

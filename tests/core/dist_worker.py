@@ -4,7 +4,8 @@ The training runs its own ``all_reduce`` every step (a 1-element and a 1,000-ele
 tensor) and checks that the results stay exact while metricreg misbehaves around it.
 Cases:
 
-* ``faults``: a reduced metric raising on rank 1, family members that differ per rank,
+* ``faults``: a reduced metric raising on rank 1 (another returning a vector there),
+  family members that differ per rank,
   ``loss=`` given on rank 0 only (the built-in loss metric), and a stop requested on the
   last rank, which every rank must see at the same step.
 * ``close``: the last rank closes its Monitor at step 12 and keeps training.
@@ -49,11 +50,17 @@ class Faults:
             register(mr.Metric(f"dist/{op}", compute=lambda step: value(r, step), every=every, reduce=op))
         register(mr.Metric("dist/local", compute=lambda step: value(r, step), every=every))
         register(mr.Metric("dist/flaky", compute=self.flaky, every=every, reduce="mean"))
+        register(mr.Metric("dist/shape", compute=self.shape, every=every, reduce="mean"))
         register(mr.Metric("dist/family", compute=self.family, every=every, reduce="sum", members=("a", "b", "c")))
 
     def flaky(self, step):
         if self.rank == 1:
             raise RuntimeError("rank 1 cannot compute this")
+        return value(self.rank, step)
+
+    def shape(self, step):
+        if self.rank == 1:
+            return torch.ones(3)  # not one number: sent as missing on this rank
         return value(self.rank, step)
 
     def family(self, step):

@@ -89,6 +89,8 @@ def test_faults_on_some_ranks_never_touch_the_training_collectives(tmp_path, wor
     # Raising on rank 1 (and disabled there after 3 failures): the mean of the other ranks.
     others = [r for r in ranks if r != 1]
     assert data["train/dist/flaky"] == series([(s, sum(value(r, s) for r in others) / len(others)) for s in steps])
+    # A vector where one number is due, on rank 1: the same.
+    assert data["train/dist/shape"] == series([(s, sum(value(r, s) for r in others) / len(others)) for s in steps])
     # Members differ per rank: each declared member is reduced over the ranks that have it.
     assert data["train/dist/family/a"] == series([(s, float(world)) for s in steps])
     assert data["train/dist/family/b"] == series([(s, float(sum(r + 1 for r in ranks if r % 2 == 0))) for s in steps])
