@@ -24,6 +24,7 @@ import hashlib
 import logging
 import math
 import operator
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,6 +197,7 @@ class Exchange:
         self.rank = dist.get_rank()
         self.active = False
         self._ops: dict[tuple[str, str], Any] = {}
+        self._told_steps = False
         self._closed_key = f"metricreg/exchange{_created}/closed"
         _created += 1
         timeout = timedelta(seconds=timeout_s)
@@ -204,7 +206,7 @@ class Exchange:
         self.device = torch.device("cpu")
         if "nccl" in str(dist.get_backend()) and torch.cuda.is_available():
             self.device_group = dist.new_group(backend="nccl", timeout=timeout)
-            self.device = torch.device("cuda", torch.cuda.current_device())
+            self.device = _local_cuda_device(torch)
         self._store = _default_store(dist)
         self._handshake(fingerprint(self.layout), sum(len(s) for s in self.layout.values()))
 
@@ -266,8 +268,13 @@ class Exchange:
         self._dist.all_gather(rows, header, group=self.group)
         gathered = torch.stack(rows)
         steps = gathered[:, 0].tolist()
-        if len(set(steps)) > 1:
-            log.error("metricreg: ranks passed different steps to the Monitor (%s); values are combined anyway", steps)
+        if len(set(steps)) > 1 and not self._told_steps:
+            self._told_steps = True
+            log.error(
+                "metricreg: ranks passed different steps to the Monitor (%s); values are combined anyway. "
+                "Pass the same step on every rank (said once).",
+                steps,
+            )
         stops = [r for r, flag in enumerate(gathered[:, 1].tolist()) if flag]
         masks = gathered[:, 2 : 2 + n]
         values = gathered[:, 2 + n :] if self.device_group is None else self._gather_device(device_values)
@@ -310,9 +317,7 @@ class Exchange:
             t = local_shard(value).detach().reshape(())
             if self.device_group is not None and t.device == self.device:
                 return t.to(torch.float64)
-            if t.device.type != "cpu" and self.device_group is None:
-                return t.to(torch.float64).cpu()  # gloo only: the one host copy (a sync on CUDA)
-            return float(t)
+            return float(t)  # a CPU value; a CUDA one in a gloo-only job (a host copy: a sync)
         return float(value)  # Python, numpy (JAX: a host copy)
 
     def _gather_device(self, values: Sequence[Any]) -> Any:
@@ -375,6 +380,14 @@ def reduce_gathered(values: Any, aux: Any, masks: Any, ops: Any) -> Any:
     table = torch.stack([mean, summed, high, low])  # rows in the order of OPS
     chosen = table.gather(0, ops.reshape(1, -1)).reshape(-1)
     return torch.where(as_ratio, ratios, torch.where(as_norm, norms, chosen))
+
+
+def _local_cuda_device(torch: Any) -> Any:
+    """This rank's GPU: LOCAL_RANK (set by torchrun) when it names one, else the current device."""
+    local = os.environ.get("LOCAL_RANK", "")
+    if local.isdigit() and int(local) < torch.cuda.device_count():
+        return torch.device("cuda", int(local))
+    return torch.device("cuda", torch.cuda.current_device())
 
 
 def _default_store(dist: Any) -> Any:
