@@ -10,6 +10,8 @@ Cases:
   last rank, which every rank must see at the same step.
 * ``close``: the last rank closes its Monitor at step 12 and keeps training.
 * ``reduce``: plain reductions, 12 steps.
+* ``skip``: the last rank skips ``mon.step`` at step 5 (an exchange step); metricreg's
+  group times out after 3 s on the others.
 * ``mismatch``: rank 1 registers one reduced metric more than rank 0.
 * ``independent``: ``Monitor(rank=0, world_size=1)`` on every rank (a launcher that sees
   independent trainings): each rank writes its own run, nothing is reduced.
@@ -30,6 +32,7 @@ from metricreg.builtins import loss as builtin_loss
 
 STOP_AT = 12
 CLOSE_AT = 12
+SKIP_AT = 5
 
 
 def value(rank: int, step: int) -> float:
@@ -103,11 +106,11 @@ def main(logdir: str, case: str, out_path: str) -> None:
     if case == "independent":  # e.g. accelerate's view: each process is its own training
         mon = mr.Monitor(os.path.join(logdir, f"rank{rank}"), plugins=plugins, builtins=False, rank=0, world_size=1)
     else:
-        mon = mr.Monitor(logdir, plugins=plugins, builtins=False, dist_timeout=30)
+        mon = mr.Monitor(logdir, plugins=plugins, builtins=False, dist_timeout=3 if case == "skip" else 30)
     exact = True
     stopped_at = None
     start = time.perf_counter()
-    steps = 12 if case in ("reduce", "independent", "mismatch") else 31
+    steps = 12 if case in ("reduce", "independent", "mismatch") else 16 if case == "skip" else 31
     for step in range(steps):
         small = torch.tensor([float(rank + 1)])
         big = torch.full((1000,), float(rank + 1))
@@ -117,6 +120,8 @@ def main(logdir: str, case: str, out_path: str) -> None:
         exact = exact and small.item() == total and bool((big == total).all())
         if case == "close" and rank == world - 1 and step > CLOSE_AT:
             continue  # closed: trains on without the Monitor
+        if case == "skip" and rank == world - 1 and step == SKIP_AT:
+            continue  # misses one exchange step: the others wait dist_timeout, then stop sharing
         inputs = {"loss": torch.tensor(value(rank, step))} if case != "faults" or rank == 0 else {}
         mon.step(step, **inputs)
         if case == "faults" and rank == world - 1 and step == STOP_AT:

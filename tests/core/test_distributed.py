@@ -127,3 +127,12 @@ def test_ranks_with_different_reduced_metrics_share_nothing_and_say_so(tmp_path)
     assert all(r["exact"] for r in reports)
     assert all("ranks registered different reduced metrics" in " ".join(r["errors"]) for r in reports)
     assert data["train/dist/mean"] == series([(s, value(0, s)) for s in (0, 5, 10)])  # rank 0's own values
+
+
+def test_a_rank_that_misses_an_exchange_costs_one_timeout_then_nothing(tmp_path):
+    reports, data = launch(tmp_path, "skip", 2)
+    assert all(r["exact"] for r in reports)
+    assert "Timed out" in " ".join(reports[0]["errors"])  # rank 0 waited dist_timeout (3 s) at step 5
+    assert "another rank closed its Monitor" in " ".join(reports[1]["errors"])  # then told rank 1 via the store
+    expected = [(0, 1.5)] + [(s, value(0, s)) for s in (5, 10, 15)]  # shared, then rank 0's own values
+    assert data["train/dist/mean"] == series(expected)
