@@ -3,7 +3,8 @@
 Every rank trains an FSDP2 (``fully_shard``) student and a sharded EMA teacher on the same
 batches, and, on rank 0, an unsharded copy of both in the same way: the single-process
 reference. Both are monitored with the optimization and EMA built-ins; rank 0 writes
-``LOGDIR/sharded`` (values combined across ranks) and ``LOGDIR/reference``.
+``LOGDIR/sharded`` (values combined across ranks) and ``LOGDIR/reference``. Last, the
+shares of a sharded and of a replicated DTensor's sum of squares must add up to the whole.
 """
 
 import copy
@@ -14,9 +15,12 @@ import sys
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
 import metricreg as mr
+from metricreg import adapters
 from metricreg.builtins import ema, optimization
 
 CONFIG = {"optimization/grad_norm": {"every": 5}, "optimization/update_ratio": {"every": 5}, "ema": {"every": 5}}
@@ -39,6 +43,17 @@ def train_step(model, teacher, opt, x, y):
     with torch.no_grad():
         for pt, ps in zip(teacher.parameters(), model.parameters(), strict=True):
             pt.lerp_(ps, 0.1)
+
+
+def check_shares(world: int) -> None:
+    """Sharded and replicated DTensors: the ranks' shares of the sum of squares add up to the whole."""
+    mesh = init_device_mesh("cpu", (world,))
+    full = torch.arange(11.0)  # 11: uneven shards
+    for placement in (Shard(0), Replicate()):
+        local = adapters.named_arrays({"x": distribute_tensor(full, mesh, [placement])})[0][1]
+        share = adapters.sum_of_squares([local]).clone()
+        dist.all_reduce(share)  # the test's own collective, on every rank
+        assert torch.allclose(share, (full**2).sum()), (placement, share)
 
 
 def main(logdir: str) -> None:
@@ -68,6 +83,7 @@ def main(logdir: str) -> None:
     if rank == 0:
         ref_mon.close()
         assert not mon.errors and not ref_mon.errors, (mon.errors, ref_mon.errors)
+    check_shares(dist.get_world_size())
     dist.barrier()
     dist.destroy_process_group()
 
