@@ -3,9 +3,9 @@
 Every rank creates a Monitor with the same logdir and calls ``mon.step`` every step. Only
 rank 0 opens an event file. Metrics that declare ``reduce=`` (the built-in loss and
 accuracy use ``reduce="mean"``, the stability indicators ``"max"``; ``metricreg plugins``
-shows each one's) are all-reduced across ranks before rank 0 writes them; the others are
-computed on rank 0 alone. Because whether a metric is
-due depends only on the step, every rank issues the same collectives in the same order.
+shows each one's) are combined across ranks, on metricreg's own process group, before
+rank 0 writes them; the others are computed on rank 0 alone. Every exchange has a layout
+fixed at start-up, so a metric failing on one rank never disturbs the training's collectives.
 
     python examples/distributed_train.py --logdir runs/ddp
     metricreg report runs/ddp

@@ -8,6 +8,12 @@ dicts, lists and tuples of arrays works too.
 Names are dotted paths (``encoder.layers.0.weight`` for torch, ``encoder.dense.kernel`` for
 a pytree) with wrapper prefixes (``module.`` from DDP, ``_orig_mod.`` from torch.compile)
 removed, so a student under DDP matches its bare EMA copy.
+
+Sharded parameters (DTensors, e.g. FSDP2 ``fully_shard``) are replaced by their local
+shard here, so no metric ever runs a DTensor operation (each one may be a collective
+on the training's process group). The local tensor carries its share of the global sum
+of squares (``1 / copies``, copies = ranks holding the same shard); norms computed from
+such shards are marked so the Monitor combines them across ranks as sqrt(sum of squares).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from metricreg import arrays as A
+from metricreg.distributed import mark_shard
 
 __all__ = [
     "global_norm",
@@ -35,6 +42,9 @@ __all__ = [
     "sum_of_squares",
 ]
 
+#: Attribute on a local shard: the factor its squared norm carries in the global sum of squares.
+SHARD_WEIGHT = "_metricreg_shard_weight"
+
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -42,6 +52,28 @@ _TAG_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
 def is_torch_module(obj: object) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def local_tensor(x: Any) -> Any:
+    """A DTensor's local shard (detached, tagged with its weight); anything else unchanged. Never a collective."""
+    placements = getattr(x, "placements", None)
+    if placements is None or not hasattr(x, "to_local"):
+        return x
+    local = x.detach().to_local()
+    if local.requires_grad:
+        local = local.detach()
+    copies = 1
+    mesh = x.device_mesh
+    for dim, placement in enumerate(placements):
+        if not placement.is_shard():
+            copies *= mesh.size(dim)  # replicated (or partial) along this mesh dimension
+    setattr(local, SHARD_WEIGHT, 1.0 / copies)
+    return local
+
+
+def shard_weight(x: Any) -> float | None:
+    """The weight set by local_tensor (None for a tensor that is not a shard)."""
+    return getattr(x, SHARD_WEIGHT, None)
 
 
 def _clean(name: str) -> str:
@@ -59,7 +91,7 @@ def _clean(name: str) -> str:
 def named_arrays(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(dotted path, array) for every array leaf of a dict / list / tuple / JAX pytree."""
     if A.is_array(tree):
-        return [(prefix or "value", tree)]
+        return [(prefix or "value", local_tensor(tree))]
     jax = sys.modules.get("jax")
     if jax is not None and not isinstance(tree, (Mapping, list, tuple)):
         try:
@@ -70,7 +102,7 @@ def named_arrays(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
         for path, leaf in leaves:
             if A.is_array(leaf):
                 name = ".".join(_key_str(k) for k in path)
-                out.append((f"{prefix}.{name}" if prefix and name else (name or prefix or "value"), leaf))
+                out.append((f"{prefix}.{name}" if prefix and name else (name or prefix or "value"), local_tensor(leaf)))
         return out
     out: list[tuple[str, Any]] = []
     if isinstance(tree, Mapping):
@@ -101,7 +133,7 @@ def named_parameters(obj: Any, trainable_only: bool = False) -> list[tuple[str, 
         return []
     if is_torch_module(obj):
         return [
-            (_clean(n), p.detach())
+            (_clean(n), local_tensor(p.detach()))
             for n, p in obj.named_parameters()
             if p is not None and (p.requires_grad or not trainable_only)
         ]
@@ -134,7 +166,7 @@ def named_grads(obj: Any) -> list[tuple[str, Any]] | None:
     if obj is None:
         return None
     if is_torch_module(obj):
-        out = [(_clean(n), p.grad.detach()) for n, p in obj.named_parameters() if p.grad is not None]
+        out = [(_clean(n), local_tensor(p.grad.detach())) for n, p in obj.named_parameters() if p.grad is not None]
         return out or None
     out = [(_clean(n), a) for n, a in named_arrays(obj)]
     return out or None
@@ -223,6 +255,8 @@ def sum_of_squares(xs: Sequence[Any]) -> Any:
     """Σ‖x‖² over arrays, as a 0-d float array (float32 accumulation at least; float64 stays float64).
 
     torch uses ``torch._foreach_norm`` per (device, dtype) group, as ``clip_grad_norm_`` does.
+    Shards (see local_tensor) count with their weight: the result is this rank's share of
+    the global sum, and the Monitor adds the shares of all ranks.
     """
     xs = [A.detach(x) for x in xs if x is not None]
     if not xs:
@@ -230,6 +264,7 @@ def sum_of_squares(xs: Sequence[Any]) -> Any:
     first = xs[0]
     if A.is_torch(first):
         torch = sys.modules["torch"]
+        sharded = any(shard_weight(x) is not None for x in xs)
         groups: dict[tuple, list] = {}
         for x in xs:
             groups.setdefault((x.device, x.dtype), []).append(x)
@@ -240,13 +275,15 @@ def sum_of_squares(xs: Sequence[Any]) -> Any:
                 if hasattr(torch, "_foreach_norm")
                 else [torch.linalg.vector_norm(t) for t in ts]
             )
+            if sharded:  # scalars, not a tensor of weights: no host-to-device copy
+                norms = [n * math.sqrt(_weight_in_sharded(t)) for n, t in zip(norms, ts, strict=True)]
             acc = torch.float64 if dtype == torch.float64 else torch.float32
             stacked = torch.stack([n.to(dtype=acc, device=first.device) for n in norms])
             parts.append(torch.sum(stacked * stacked))
         total = parts[0]
         for part in parts[1:]:
             total = total + part.to(total.dtype)
-        return total
+        return _mark_shard(total) if sharded else total
     xp = A.namespace(first)
     total = None
     for x in xs:
@@ -261,17 +298,43 @@ def sum_of_squares(xs: Sequence[Any]) -> Any:
 def diff_sum_of_squares(ps: Sequence[Any], qs: Sequence[Any], chunk: int = 32) -> Any:
     """Σ‖p − q‖² over paired arrays, holding at most ``chunk`` differences in memory at a time."""
     total = None
+    sharded = False
     for i in range(0, len(ps), chunk):
         diffs = []
         for p, q in zip(ps[i : i + chunk], qs[i : i + chunk], strict=False):
+            weight = shard_weight(p)
             p, q = A.detach(p), A.detach(q)
             if A.is_torch(p) and q.dtype != p.dtype:
                 q = q.to(p.dtype)
-            diffs.append(p - q)
+            diff = p - q
+            if weight is not None:
+                setattr(diff, SHARD_WEIGHT, weight)
+                sharded = True
+            diffs.append(diff)
         part = sum_of_squares(diffs)
         if part is not None:
             total = part if total is None else total + part
-    return total
+    return _mark_shard(total) if sharded and total is not None else total
+
+
+def is_shard_sum(x: Any) -> bool:
+    """True for a sum of squares (or a norm from it) that covers this rank's shards only."""
+    return bool(getattr(x, "_metricreg_shard_sum", False))
+
+
+def _mark_shard(x: Any) -> Any:
+    x._metricreg_shard_sum = True
+    return x
+
+
+def _weight_in_sharded(x: Any) -> float:
+    """A shard's weight; a plain tensor among shards is taken to be replicated on every rank."""
+    weight = shard_weight(x)
+    if weight is not None:
+        return weight
+    from metricreg.distributed import torch_rank_and_world
+
+    return 1.0 / torch_rank_and_world()[1]
 
 
 def global_norm(xs: Sequence[Any]) -> Any:
@@ -279,7 +342,8 @@ def global_norm(xs: Sequence[Any]) -> Any:
     sq = sum_of_squares(xs)
     if sq is None:
         return None
-    return A.namespace(sq).sqrt(sq)
+    norm = A.namespace(sq).sqrt(sq)
+    return mark_shard(norm) if is_shard_sum(sq) else norm
 
 
 # -------------------------------------------------------------------------- sampling
@@ -292,14 +356,16 @@ def sample_flat(x: Any, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:
     """(up to ``cap`` elements of x, flattened and fixed-pseudo-randomly chosen, weight numel/cap).
 
     The same elements are chosen every call for a tensor of the same size, so two calls
-    can be subtracted; ``weight * ‖sample‖²`` is an unbiased estimate of ``‖x‖²``.
+    can be subtracted; ``weight * ‖sample‖²`` is an unbiased estimate of ``‖x‖²``. A shard's
+    weight (see local_tensor) is folded in.
     """
     xp = A.namespace(x)
+    share = shard_weight(x) or 1.0
     flat = xp.reshape(A.detach(x), (-1,))
     n = flat.shape[0]
     if n <= cap:
-        return flat, 1.0
-    return xp.take(flat, A.row_indices(n, cap, xp, A.device_of(flat)), axis=0), n / cap
+        return flat, share
+    return xp.take(flat, A.row_indices(n, cap, xp, A.device_of(flat)), axis=0), n / cap * share
 
 
 def sample_copy(x: Any, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:

@@ -30,6 +30,7 @@ MONITOR_KEYS = {
     "cost_budget",
     "hang_after",
     "inputs",
+    "dist_timeout",
 }
 
 

@@ -35,12 +35,24 @@ def capture(value: Any) -> Any:
         if isinstance(value, np.ndarray):
             return value.copy()
         if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
-            return value.detach().clone()  # an async device copy; works for meta tensors too
+            copy = value.detach().clone()  # an async device copy; works for meta tensors too
+            _keep_shard_marks(value, copy)
+            return copy
         if "jax" in sys.modules and isinstance(value, sys.modules["jax"].Array):
             return value.copy()  # a new buffer: a later donation of the original cannot delete it
     except Exception as exc:
         raise CaptureError(f"cannot copy the {type(value).__name__} at its step: {exc}") from None
     return value
+
+
+def _keep_shard_marks(value: Any, copy: Any) -> None:
+    """Carry metricreg's marks for per-rank shard norms (adapters, distributed) over to the copy."""
+    if getattr(value, "_metricreg_shard_sum", False):
+        copy._metricreg_shard_sum = True
+    parts = getattr(value, "_metricreg_shard", None)
+    if parts is not None:
+        norm, over = parts
+        copy._metricreg_shard = (copy if norm is value else norm, over)
 
 
 def to_numpy(value: Any) -> np.ndarray:

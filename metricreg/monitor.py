@@ -177,6 +177,9 @@ class Monitor:
     queued results hold. ``handle_sigterm`` chains a SIGTERM handler that writes
     everything logged so far before the previous handler runs (metricreg.signals).
     ``cost_budget`` (s per call) and ``hang_after`` (s) drive metricreg.cost's reports.
+    ``rank``/``world_size`` override
+    torch.distributed's view (for launchers that see the job differently);
+    ``dist_timeout`` bounds how long metricreg's own collectives wait (seconds).
     """
 
     def __init__(
@@ -195,6 +198,9 @@ class Monitor:
         handle_sigterm: bool = True,
         cost_budget: float | None = None,
         hang_after: float | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        dist_timeout: float | None = None,
     ) -> None:
         if not isinstance(logdir, (str, os.PathLike)) or not os.fspath(logdir):
             raise ValueError(f"Monitor(logdir=...) needs a directory path, got {logdir!r}")
@@ -223,7 +229,12 @@ class Monitor:
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
         self._has_predicates = any(isinstance(c.schedule, Predicate) for c in self._by_event["step"])
-        self.rank, self.world_size = distributed.rank_and_world()
+        self.rank, self.world_size = distributed.rank_and_world(rank, world_size)
+        self._exchange: distributed.Exchange | None = None
+        self._stop_request: str | None = None
+        if self.world_size > 1:
+            timeout = dist_timeout if dist_timeout is not None else options.get("dist_timeout")
+            self._exchange = distributed.start_exchange([c.metric for c in self._table], self.world_size, timeout)
         self._shared: dict[str, Any] = {}
         self._event_counts = {"eval": 0, "epoch_end": 0}
         self._step = 0  # the next step number when step() is called without one
@@ -331,7 +342,14 @@ class Monitor:
         return errors
 
     def request_stop(self, reason: str) -> None:
-        """Ask the training loop to stop (it checks ``monitor.should_stop``)."""
+        """Ask the training loop to stop (it checks ``monitor.should_stop``).
+
+        Across ranks the request travels with the next exchange, and ``should_stop``
+        turns True on every rank at that same step.
+        """
+        if self._exchange is not None and self._exchange.active:
+            self._stop_request = reason
+            return
         self.should_stop = True
         self.stop_reason = reason
 
@@ -345,6 +363,8 @@ class Monitor:
             return
         self._closed = True
         _open_monitors.discard(self)
+        if self._exchange is not None:
+            self._exchange.close()
         writer = self._writer
         if writer is None:
             return
@@ -383,7 +403,9 @@ class Monitor:
     def _compute_next_due(self) -> int:
         if self._has_predicates:
             return self._step
-        return min((c.next_due for c in self._by_event["step"] if not c.disabled), default=NEVER)
+        due = min((c.next_due for c in self._by_event["step"] if not c.disabled), default=NEVER)
+        exchange = self._exchange
+        return min(due, exchange.next_due) if exchange is not None and exchange.active else due
 
     def _run(
         self,
@@ -403,8 +425,9 @@ class Monitor:
                 raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
-        reduced: dict[str, list[tuple[SeriesKey, Any]]] = {}
+        shared: list[tuple[SeriesKey, Any]] = []
         writes = self.rank == 0
+        exchange = self._exchange if self._exchange is not None and self._exchange.active else None
         for compiled in table:
             if compiled.disabled:
                 continue
@@ -418,27 +441,59 @@ class Monitor:
                     compiled.next_due = compiled.schedule.next_due(position + 1)
             elif not compiled.schedule.is_due(position):
                 continue
-            if not writes and compiled.metric.reduce is None:
-                continue  # only reduced metrics need every rank
-            target = reduced.setdefault(compiled.metric.reduce, []) if compiled.metric.reduce else results
-            self._run_one(compiled, inputs, split, compiled.metric.split or split, step, target)
-        if reduced and self.world_size > 1:
-            for op, pairs in reduced.items():
-                try:
-                    values = distributed.reduce_values([v for _, v in pairs], op, self.world_size)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as exc:
-                    log.error("metricreg: all_reduce(%s) of %d values failed at step %d: %r", op, len(pairs), step, exc)
-                    continue
-                results.extend((series, value) for (series, _), value in zip(pairs, values, strict=True))
-        else:
-            for pairs in reduced.values():
-                results.extend(pairs)
+            is_shared = exchange is not None and compiled.name in exchange.shared
+            if not writes and not is_shared:
+                continue  # only metrics shared across ranks run beyond rank 0
+            self._run_one(
+                compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results
+            )
+        if exchange is not None and (event != "step" or position >= exchange.next_due):
+            if event == "step":
+                exchange.advance(position)
+            if exchange.layout[event] or event == "step":
+                shared = self._share(exchange, event, step, split, shared)
+        if writes:
+            results.extend(shared)
         if direct:
             self.log(direct, step=step, split=split)
         if results and self._writer is not None:
             self._writer.put(("values", step, time.time(), results))
+
+    def _share(
+        self, exchange: distributed.Exchange, event: str, step: int, split: str, local: list[tuple[SeriesKey, Any]]
+    ) -> list[tuple[SeriesKey, Any]]:
+        """Exchange shared results with the other ranks; rank 0 gets them reduced (else its own values)."""
+        by_slot = {(series.metric, series.member): value for series, value in local}
+        try:
+            reduced, stops = exchange.exchange(event, step, by_slot, self._stop_request is not None)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            exchange.close()
+            log.error(
+                "metricreg: cross-rank exchange stopped at step %d on rank %d (%s: %s); from now on metricreg "
+                "makes no cross-rank traffic: reduced metrics are rank 0's own values and request_stop acts on "
+                "the rank that calls it. Training is not affected.",
+                step,
+                self.rank,
+                type(exc).__name__,
+                exc,
+            )
+            if self._stop_request is not None:
+                self.should_stop, self.stop_reason = True, self._stop_request
+            return local
+        if stops and not self.should_stop:
+            self.should_stop = True
+            self.stop_reason = self._stop_request or f"stop requested on rank {stops[0]}"
+        known = set(exchange.index[event])
+        out = [(series, value) for series, value in local if (series.metric, series.member) not in known]
+        for series, _ in out if self.rank == 0 else ():
+            distributed.warn_undeclared(series.metric, series.member)
+        by_name = {c.name: c for c in self._table}
+        for slot, value in reduced:
+            compiled = by_name[slot.metric]
+            out.append((compiled.series_key(compiled.metric.split or split, None, slot.member), value))
+        return out
 
     def _predicate_due(self, compiled: _Compiled, position: int) -> bool:
         try:

@@ -190,6 +190,8 @@ class Metric:
     a dict of them keyed by family member. ``fan_out`` names an input that may
     be a dict (``{"context": z1, "target": z2}``): the metric then runs once per
     entry and the key joins the tag after the metric's first path component.
+    ``members`` declares a family's member names; with ``reduce=`` they fix its
+    slots in the cross-rank payload (default: the keys of a ``health`` table).
     """
 
     name: str
@@ -201,6 +203,7 @@ class Metric:
     fan_out: str | None = None
     split: str | None = None
     description: str = ""
+    members: tuple[str, ...] | None = None
     inputs: tuple[str, ...] = field(default=(), init=False)
     optional_inputs: tuple[str, ...] = field(default=(), init=False)
     schedule: Schedule = field(init=False)
@@ -219,6 +222,10 @@ class Metric:
             raise SpecError(f"metric {self.name!r}: reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
         if self.reduce is not None and self.kind != "scalar":
             raise SpecError(f"metric {self.name!r}: reduce= applies to scalar metrics only")
+        if self.members is not None:
+            if isinstance(self.members, str) or not all(isinstance(m, str) and m for m in self.members):
+                raise SpecError(f"metric {self.name!r}: members= must be a tuple of names, got {self.members!r}")
+            self.members = tuple(self.members)
         if not (self.health is None or isinstance(self.health, Health) or _is_health_table(self.health)):
             raise SpecError(f"metric {self.name!r}: health must be a Health or a dict of family member -> Health")
         required, optional = _parameters(self.compute, self.name)

@@ -47,6 +47,7 @@ from typing import Any
 
 from metricreg import adapters
 from metricreg import arrays as A
+from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
@@ -197,6 +198,10 @@ def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict
     norm_t = xp.sqrt(adapters.sum_of_squares(xis))
     rel = dist / xp.clip(norm_t, 1e-30, None)
     ratio = norm_s / xp.clip(norm_t, 1e-30, None)
+    sharded = adapters.is_shard_sum(diff_sq)  # FSDP2 / DTensor: ranks combine their shards' norms
+    if sharded:
+        mark_shard(rel, dist, norm_t)
+        mark_shard(ratio, norm_s, norm_t)
 
     prev = state.get("prev")  # (step, dist, sample) from the previous due step
     if momentum is not None:
@@ -231,7 +236,7 @@ def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict
 
     out = {"rel_distance": rel, "weight_norm_ratio": ratio, "stalled": stalled}
     if teacher_step is not None:
-        out["teacher_step"] = teacher_step
+        out["teacher_step"] = mark_shard(teacher_step) if sharded else teacher_step
         out["frozen"] = _frozen(xp, teacher_step, dist, norm_t)
     return out
 
@@ -253,7 +258,8 @@ METRICS = [
         compute=ema,
         every=100,
         health=HEALTH,
-        reduce=None,  # parameters are identical on every rank under DDP: rank 0 measures
+        # Identical on every rank under DDP; under FSDP2 the shards' norms combine into global values.
+        reduce="mean",
         description="EMA teacher/student: momentum, relative parameter distance, teacher step, weight-norm "
         "ratio, output agreement, and 0/1 indicators for teacher stagnation and collapse-by-agreement.",
     ),

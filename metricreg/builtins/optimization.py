@@ -38,6 +38,7 @@ from typing import Any
 
 from metricreg import adapters
 from metricreg import arrays as A
+from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
 from metricreg.schedules import every
 from metricreg.spec import Health, Metric
@@ -100,7 +101,8 @@ def learning_rate(optimizer: Any) -> Any:
 
 
 def grad_norm_metric(grad_norm: Any) -> Any:
-    return A.detach(grad_norm) if grad_norm is not None else None
+    # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
+    return A.detach(adapters.local_tensor(grad_norm)) if grad_norm is not None else None
 
 
 def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> Any:
@@ -175,7 +177,10 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
             moved = adapters.sampled_sq_norm(diffs)
             base = adapters.sampled_sq_norm(bases)
             xp = A.namespace(moved)
-            result = xp.sqrt(moved) / xp.clip(xp.sqrt(base), 1e-30, None) / float(step - snap[0])
+            per_step = xp.sqrt(moved) / float(step - snap[0])
+            result = per_step / xp.clip(xp.sqrt(base), 1e-30, None)
+            if any(adapters.shard_weight(p) is not None for _, p in params):
+                result = mark_shard(result, per_step, xp.sqrt(base))  # FSDP2: ranks combine their shards
     if snap is not None and snap[0] == step - 1:
         shared.pop(SNAPSHOT_KEY, None)  # exact one-step update: free the snapshot
     else:
@@ -344,6 +349,8 @@ METRICS = [
         "optimization/update_snapshot",
         compute=update_snapshot,
         every=every(UPDATE_EVERY, start=UPDATE_EVERY - 1),
+        # Runs on every rank, like update_ratio (a reduced metric runs on every rank; this one writes nothing).
+        reduce="max",
         description="Internal: parameter sample one step before update_ratio is due (writes nothing).",
     ),
     Metric(
@@ -351,8 +358,8 @@ METRICS = [
         compute=update_ratio,
         every=UPDATE_EVERY,
         health=HEALTH_UPDATE,
-        # Rank 0 only, like its snapshot metric: a reduced metric must produce a value on every rank.
-        reduce=None,
+        # Identical on every rank under DDP; under FSDP2 each rank's shard norms combine into the global ratio.
+        reduce="mean",
         description=HEALTH_UPDATE.description,
     ),
     Metric(
