@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--markdown", metavar="FILE", help="write the results tables as markdown")
             c.add_argument("--details", action="store_true", help="list each run's false alerts")
             c.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+            c.add_argument(
+                "--recorded-rules",
+                action="store_true",
+                help="judge with the rules each run's manifest recorded at training time "
+                "(default: the installed metricreg's built-in rules, so a rule change needs no retraining)",
+            )
     return p
 
 
@@ -85,7 +91,10 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
     order = {name: i for i, name in enumerate(BY_NAME)}
     runs.sort(key=lambda pt: (order.get(pt[1]["scenario"], len(order)), pt[1]["scenario"], pt[1]["seed"]))
-    scores = [score_run(path, truth) for path, truth in runs]
+    from benchmarks.detection.score import current_rules
+
+    rules = None if args.recorded_rules else current_rules()
+    scores = [score_run(path, truth, rules=rules) for path, truth in runs]
     print(text_tables(scores, details=args.details))
     if args.json:
         with open(args.json, "w") as f:

@@ -118,8 +118,42 @@ def score_alerts(
     return first is not None, first, false
 
 
-def score_run(path: str, truth: dict[str, Any], run: str | None = None) -> RunScore:
-    """Read and judge one run directory (as ``metricreg report`` does) and score it against ``truth``."""
+def current_rules() -> dict[str, dict[str, Any]]:
+    """The installed built-ins' health tables, as a manifest stores them: ``{metric: {member: dict}}``."""
+    from metricreg.config import load_config
+    from metricreg.plugins import get_plugin_manager
+    from metricreg.registry import collect
+
+    registry = collect(get_plugin_manager(builtins=True), load_config(None))
+    return {row["name"]: row.get("health") or {} for row in registry.describe()}
+
+
+def with_rules(data: Any, rules: dict[str, dict[str, Any]]) -> Any:
+    """A run read back with its manifest's health rules replaced by ``rules`` (same metric names).
+
+    The manifest records the rules a run was trained with; replacing them re-judges saved runs
+    after a rule change without retraining (the values do not depend on the rules).
+    """
+    from metricreg.manifest import Manifest
+
+    if not data.manifest.present:
+        return data
+    manifest = dict(data.manifest.data)
+    manifest["metrics"] = [
+        {**entry, "health": rules[entry["name"]]} if entry.get("name") in rules else entry
+        for entry in manifest.get("metrics", [])
+    ]
+    data.manifest = Manifest(manifest)
+    return data
+
+
+def score_run(
+    path: str, truth: dict[str, Any], run: str | None = None, rules: dict[str, dict[str, Any]] | None = None
+) -> RunScore:
+    """Read and judge one run directory (as ``metricreg report`` does) and score it against ``truth``.
+
+    ``rules`` (see :func:`current_rules`) replaces the rules recorded in the run's manifest.
+    """
     name = run or f"{truth['scenario']}/seed{truth['seed']}"
     category = truth.get("category")
     onset = truth.get("onset")
@@ -140,7 +174,8 @@ def score_run(path: str, truth: dict[str, Any], run: str | None = None) -> RunSc
         score.error = "no onset: the run never reached the point its ground truth is defined by"
         return score
     try:
-        verdict = read_run(path, name).evaluate(None)
+        data = read_run(path, name)
+        verdict = (with_rules(data, rules) if rules is not None else data).evaluate(None)
     except Exception as exc:  # an unreadable run is a missed run, not a crash of the benchmark
         score.error = f"judging failed: {type(exc).__name__}: {exc}"
         return score

@@ -319,8 +319,8 @@ HEALTH_SPIKES = {
     ),
     "rate": Health(
         category="stability",
-        warn_above=0.05,
-        critical_above=0.2,
+        warn_above=0.25,
+        critical_above=0.5,
         direction="lower_is_better",
         title="spike rate",
         description="Fraction of the last 100 loss samples flagged as spikes.",
@@ -371,7 +371,7 @@ HEALTH_EVAL_PLATEAU = Health(
 )
 HEALTH_TREND = Health(
     category="stability",
-    warn_above=0.1,
+    warn_above=1.0,
     persistence=3,
     direction="lower_is_better",
     title="loss trend",
