@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoothing",
         type=float,
         metavar="W",
-        help="judge every series after TensorBoard smoothing W in [0, 1) (default: each rule's own)",
+        help="accepted for old scripts and ignored: the verdict always uses each rule's own smoothing and "
+        "persistence, the same as the live alerts and the Health tab (display smoothing never changes it)",
     )
     p.add_argument("--run", action="append", metavar="PATTERN", help="only runs matching this glob (repeatable)")
     p.add_argument(
