@@ -89,7 +89,7 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
     print(text_tables(scores, details=args.details))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(as_json(scores), f, indent=1)
+            json.dump(as_json(scores), f, indent=1, allow_nan=False)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown(scores))

@@ -127,7 +127,23 @@ def markdown(scores: Sequence[RunScore]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _plain(x: Any) -> Any:
+    """NaN/Inf as strings: strict JSON readers (jq, browsers) reject Python's bare NaN."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
 def as_json(scores: Sequence[RunScore]) -> dict[str, Any]:
+    """Totals, one row per scenario, the false-alert causes and every run's score (strict JSON)."""
+    return _plain(_as_json(scores))
+
+
+def _as_json(scores: Sequence[RunScore]) -> dict[str, Any]:
     t = totals(scores)
     return {
         "totals": {**t.__dict__, "targets_met": t.targets_met},
