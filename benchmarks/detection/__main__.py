@@ -23,7 +23,10 @@ QUICK_LOGDIR = "/work/detruns-quick"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.detection",
+        description="The detection benchmark: training scenarios with ground truth, judged by metricreg's rules.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (
         ("train", "train scenarios × seeds into --logdir"),
@@ -97,7 +100,17 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a usage problem: say so the argparse way (exit status 2)
+            parser.error(exc.code)
+        raise
+
+
+def _main(args: argparse.Namespace) -> int:
     logdir = args.logdir or (QUICK_LOGDIR if args.quick else DEFAULT_LOGDIR)
     if args.command in ("train", "run"):
         _train(args, logdir)
