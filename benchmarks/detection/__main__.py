@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--markdown", metavar="FILE", help="write the results tables as markdown")
             c.add_argument("--details", action="store_true", help="list each run's false alerts")
             c.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+            c.add_argument(
+                "--rules",
+                choices=("installed", "recorded"),
+                default="installed",
+                help="thresholds to judge with: the installed metricreg's (default) or those each run recorded "
+                "when it was trained (exactly what `metricreg report` shows for it)",
+            )
     return p
 
 
@@ -88,7 +95,10 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
     order = {name: i for i, name in enumerate(BY_NAME)}
     runs.sort(key=lambda pt: (order.get(pt[1]["scenario"], len(order)), pt[1]["scenario"], pt[1]["seed"]))
-    scores = [score_run(path, truth) for path, truth in runs]
+    from benchmarks.detection.score import installed_rules
+
+    rules = installed_rules() if args.rules == "installed" else None
+    scores = [score_run(path, truth, rules=rules) for path, truth in runs]
     print(text_tables(scores, details=args.details))
     if args.json:
         with open(args.json, "w") as f:

@@ -111,6 +111,17 @@ def test_scorer_misses_a_detection_in_the_wrong_category(tmp_path):
     assert totals([s]).broken_missed == 1
 
 
+def test_rejudging_with_changed_rules_uses_them_instead_of_the_recorded_ones(tmp_path):
+    _write_scripted(tmp_path)
+    truth = {"scenario": "scripted", "seed": 0, "category": "stability", "onset": 100}
+    looser = mr.Health(category="stability", warn_above=2.5, critical_above=2.9)
+    s = score_run(str(tmp_path), truth, rules={"bench/scripted": {"": looser.to_dict()}})
+    assert s.false_alerts == []  # the 1.5 excursion at step 50 is no longer an alert
+    assert s.detected and s.detection_step == 150
+    recorded = score_run(str(tmp_path), truth)  # rules=None: the thresholds the run was written with
+    assert recorded.false_warn == 1
+
+
 def test_judge_cli_check_exits_1_only_when_a_target_is_missed(tmp_path, capsys):
     run = tmp_path / "scripted" / "seed0"
     _write_scripted(run)
