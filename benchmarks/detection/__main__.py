@@ -23,7 +23,10 @@ QUICK_LOGDIR = "/work/detruns-quick"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.detection",
+        description="The detection benchmark: training scenarios with ground truth, judged by metricreg's rules.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (
         ("train", "train scenarios × seeds into --logdir"),
@@ -43,10 +46,11 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--details", action="store_true", help="list each run's false alerts")
             c.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
             c.add_argument(
-                "--recorded-rules",
-                action="store_true",
-                help="judge with the rules each run's manifest recorded at training time "
-                "(default: the installed metricreg's built-in rules, so a rule change needs no retraining)",
+                "--rules",
+                choices=("installed", "recorded"),
+                default="installed",
+                help="thresholds to judge with: the installed metricreg's (default) or those each run recorded "
+                "when it was trained (exactly what `metricreg report` shows for it)",
             )
     return p
 
@@ -91,14 +95,14 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
     order = {name: i for i, name in enumerate(BY_NAME)}
     runs.sort(key=lambda pt: (order.get(pt[1]["scenario"], len(order)), pt[1]["scenario"], pt[1]["seed"]))
-    from benchmarks.detection.score import current_rules
+    from benchmarks.detection.score import installed_rules
 
-    rules = None if args.recorded_rules else current_rules()
+    rules = installed_rules() if args.rules == "installed" else None
     scores = [score_run(path, truth, rules=rules) for path, truth in runs]
     print(text_tables(scores, details=args.details))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(as_json(scores), f, indent=1)
+            json.dump(as_json(scores), f, indent=1, allow_nan=False)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown(scores))
@@ -106,7 +110,17 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a usage problem: say so the argparse way (exit status 2)
+            parser.error(exc.code)
+        raise
+
+
+def _main(args: argparse.Namespace) -> int:
     logdir = args.logdir or (QUICK_LOGDIR if args.quick else DEFAULT_LOGDIR)
     if args.command in ("train", "run"):
         _train(args, logdir)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.detection.score import RunScore, ScenarioSummary, Totals, false_causes, summarize, totals
 
-HEADER = ("scenario", "truth", "seeds", "detected", "delay med/max", "false warn", "false crit")
+HEADER = ("scenario", "truth", "seeds", "detected", "delay med/max", "false warn", "false crit", "evidence")
+
+# The loop's own measure of whether training worked, shown so that a reader can check the
+# ground truth: (info key, label, format).
+EVIDENCE = (
+    ("final_val_accuracy", "val acc", "{:.2f}"),
+    ("knn_accuracy", "k-NN acc", "{:.2f}"),
+    ("final_val_psnr", "val PSNR", "{:.1f} dB"),
+)
+
+
+def evidence(s: ScenarioSummary) -> str:
+    """The median over seeds of the run's evidence, e.g. ``val acc 0.98`` (final value; – if none)."""
+    for key, label, fmt in EVIDENCE:
+        values = [r.evidence.get(key) for r in s.runs]
+        values = [float(v) for v in values if isinstance(v, (int, float))]
+        if values:
+            return f"{label} {fmt.format(statistics.median(values))}"
+    return "–"
 
 
 def _delay(s: ScenarioSummary) -> str:
@@ -21,7 +40,7 @@ def _delay(s: ScenarioSummary) -> str:
 def row(s: ScenarioSummary) -> tuple[str, ...]:
     detected = "–" if s.healthy else f"{s.detected}/{s.seeds}"
     name = s.scenario + (" †" if s.errors else "")
-    return (name, s.truth, str(s.seeds), detected, _delay(s), str(s.false_warn), str(s.false_critical))
+    return (name, s.truth, str(s.seeds), detected, _delay(s), str(s.false_warn), str(s.false_critical), evidence(s))
 
 
 def _groups(summaries: Sequence[ScenarioSummary]) -> dict[str, list[ScenarioSummary]]:
@@ -52,9 +71,9 @@ def text_tables(scores: Sequence[RunScore], details: bool = False, causes: int =
         widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
         out.append(f"== {group}")
         for i, c in enumerate(cells):
-            out.append(
-                "  ".join(v.ljust(w) if j < 2 else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths, strict=True)))
-            )
+            left = (0, 1, len(HEADER) - 1)  # names and evidence read left to right; numbers align right
+            cols = (v.ljust(w) if j in left else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths, strict=True)))
+            out.append("  ".join(cols).rstrip())
             if i == 0:
                 out.append("  ".join("-" * w for w in widths))
         out.append("")
@@ -111,7 +130,7 @@ def markdown(scores: Sequence[RunScore]) -> str:
         out.append(f"**{group}**")
         out.append("")
         out.append("| " + " | ".join(HEADER) + " |")
-        out.append("|" + "|".join(["---", "---", "--:", "--:", "--:", "--:", "--:"]) + "|")
+        out.append("|" + "|".join(["---", "---", "--:", "--:", "--:", "--:", "--:", "---"]) + "|")
         for s in rows:
             cells = list(row(s))
             cells[0] = f"`{cells[0]}`"
@@ -122,12 +141,29 @@ def markdown(scores: Sequence[RunScore]) -> str:
     out.append(
         "detected: runs with a critical alert in the expected category opening at or after the onset; "
         "delay: its first step minus the onset (steps); false warn / false crit: alert episodes, summed over "
-        "seeds, that open before the onset (every alert of a healthy run)."
+        "seeds, that open before the onset (every alert of a healthy run); evidence: the median over seeds of the "
+        "final validation accuracy, k-NN probe accuracy (SSL) or validation PSNR: does the ground truth hold?"
     )
     return "\n".join(out) + "\n"
 
 
+def _plain(x: Any) -> Any:
+    """NaN/Inf as strings: strict JSON readers (jq, browsers) reject Python's bare NaN."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
 def as_json(scores: Sequence[RunScore]) -> dict[str, Any]:
+    """Totals, one row per scenario, the false-alert causes and every run's score (strict JSON)."""
+    return _plain(_as_json(scores))
+
+
+def _as_json(scores: Sequence[RunScore]) -> dict[str, Any]:
     t = totals(scores)
     return {
         "totals": {**t.__dict__, "targets_met": t.targets_met},

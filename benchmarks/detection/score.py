@@ -3,13 +3,18 @@
 A run is read with :func:`metricreg.reader.read_run` and judged by
 :func:`metricreg.verdict.evaluate_run` with ``smoothing=None`` (each rule's own
 smoothing and persistence: the verdict of the tab, the CLI and the live alerts).
+By default the thresholds are those of the installed metricreg (:func:`installed_rules`)
+rather than the ones recorded in the run when it was trained, so that a saved
+benchmark can be re-judged after every rule change.
 Then, per run:
 
-* **detected**: a *critical* alert in the expected category whose episode opens at
-  or after the onset; its ``delay`` is that first step minus the onset;
-* **false alerts**: every alert (any category, any level) whose episode opens before
-  the onset; for a healthy run, every alert. Warn and critical are counted apart,
-  and each one is listed (tag, level, first step, value) for calibration;
+* **detected**: an alert in the expected category that is *critical* at or after the
+  onset (it became critical then; an episode that opened as a warn counts from its
+  escalation); its ``delay`` is that step minus the onset;
+* **false alerts**: every alert (any category) whose episode opens before the onset,
+  at the level it had reached before the onset; for a healthy run, every alert at its
+  highest level. Warn and critical are counted apart, and each one is listed (tag,
+  level, first step, value at that step) for calibration;
 * **late**: detected more than one due interval of the responsible metric after the
   onset (collapse, EMA, stability: 100 steps at the defaults).
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchmarks.detection.scenarios import DUE_INTERVAL
@@ -30,28 +35,45 @@ CRITICAL, WARN = "critical", "warn"
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """One alert episode as the scorer saw it."""
+    """One alert episode as the scorer saw it.
+
+    ``level`` is the highest level the episode reached; ``critical_step`` the step it
+    became critical (None if it never did). An episode that opens as a warn and
+    escalates is one alert (metricreg >= the issue-8 rules); older rules opened a
+    separate critical episode, which reads the same here.
+    """
 
     tag: str
     category: str
     level: str
     first_step: int
-    value: float
+    value: float  # at first_step (the onset value) where the rules record it
     active: bool
+    critical_step: int | None = None
 
     @classmethod
     def of(cls, alert: Any) -> AlertRecord:
         value = getattr(alert, "onset_value", None)
         if value is None:
             value = getattr(alert, "value", math.nan)
+        level = str(alert.level)
+        critical = getattr(alert, "critical_step", None)
+        if critical is None and level == CRITICAL:
+            critical = int(alert.first_step)
         return cls(
             tag=str(alert.tag),
             category=str(alert.category),
-            level=str(alert.level),
+            level=level,
             first_step=int(alert.first_step),
             value=float(value) if value is not None else math.nan,
             active=bool(getattr(alert, "active", False)),
+            critical_step=int(critical) if critical is not None else None,
         )
+
+    def before(self, onset: int) -> AlertRecord:
+        """This episode as it stood before ``onset``: critical only if it escalated before then."""
+        critical = self.critical_step is not None and self.critical_step < onset
+        return replace(self, level=CRITICAL if critical else WARN)
 
 
 @dataclass
@@ -112,47 +134,50 @@ def score_alerts(
         return False, None, list(alerts)
     if onset is None:
         raise ValueError(f"a broken run (category {category!r}) needs an onset step")
-    false = [a for a in alerts if a.first_step < onset]
-    hits = [a.first_step for a in alerts if a.level == CRITICAL and a.category == category and a.first_step >= onset]
+    false = [a.before(onset) for a in alerts if a.first_step < onset]
+    hits = [
+        a.critical_step
+        for a in alerts
+        if a.category == category and a.critical_step is not None and a.critical_step >= onset
+    ]
     first = min(hits) if hits else None
     return first is not None, first, false
 
 
-def current_rules() -> dict[str, dict[str, Any]]:
-    """The installed built-ins' health tables, as a manifest stores them: ``{metric: {member: dict}}``."""
+RuleTable = dict[str, dict[str, Any]]  # metric name -> its manifest "health" table
+
+
+def installed_rules() -> RuleTable:
+    """The health tables of every metric the installed metricreg registers (as ``metricreg plugins`` sees them)."""
     from metricreg.config import load_config
     from metricreg.plugins import get_plugin_manager
     from metricreg.registry import collect
 
-    registry = collect(get_plugin_manager(builtins=True), load_config(None))
-    return {row["name"]: row.get("health") or {} for row in registry.describe()}
+    registry = collect(get_plugin_manager(), load_config(None))
+    return {row["name"]: row["health"] for row in registry.describe()}
 
 
-def with_rules(data: Any, rules: dict[str, dict[str, Any]]) -> Any:
-    """A run read back with its manifest's health rules replaced by ``rules`` (same metric names).
+def with_rules(manifest: Any, rules: RuleTable) -> Any:
+    """A copy of a run's manifest whose metrics carry ``rules`` (metrics the rules do not know keep theirs).
 
-    The manifest records the rules a run was trained with; replacing them re-judges saved runs
-    after a rule change without retraining (the values do not depend on the rules).
+    A run records the thresholds it was trained with; re-judging it after a rule
+    change needs today's. What a metric *computes* is in the saved values, so a
+    change there (or a new metric) still needs the run trained again.
     """
-    from metricreg.manifest import Manifest
-
-    if not data.manifest.present:
-        return data
-    manifest = dict(data.manifest.data)
-    manifest["metrics"] = [
-        {**entry, "health": rules[entry["name"]]} if entry.get("name") in rules else entry
-        for entry in manifest.get("metrics", [])
+    if not getattr(manifest, "present", False):
+        return manifest
+    data = dict(manifest.data)
+    data["metrics"] = [
+        {**m, "health": rules[m["name"]]} if m.get("name") in rules else m for m in data.get("metrics", [])
     ]
-    data.manifest = Manifest(manifest)
-    return data
+    return type(manifest)(data)
 
 
-def score_run(
-    path: str, truth: dict[str, Any], run: str | None = None, rules: dict[str, dict[str, Any]] | None = None
-) -> RunScore:
+def score_run(path: str, truth: dict[str, Any], run: str | None = None, rules: RuleTable | None = None) -> RunScore:
     """Read and judge one run directory (as ``metricreg report`` does) and score it against ``truth``.
 
-    ``rules`` (see :func:`current_rules`) replaces the rules recorded in the run's manifest.
+    ``rules`` (from :func:`installed_rules`) replaces the thresholds recorded in the
+    run's manifest; None judges with the recorded ones, exactly as ``metricreg report``.
     """
     name = run or f"{truth['scenario']}/seed{truth['seed']}"
     category = truth.get("category")
@@ -175,7 +200,9 @@ def score_run(
         return score
     try:
         data = read_run(path, name)
-        verdict = (with_rules(data, rules) if rules is not None else data).evaluate(None)
+        if rules is not None:
+            data.manifest = with_rules(data.manifest, rules)
+        verdict = data.evaluate(None)
     except Exception as exc:  # an unreadable run is a missed run, not a crash of the benchmark
         score.error = f"judging failed: {type(exc).__name__}: {exc}"
         return score

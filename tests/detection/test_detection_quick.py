@@ -40,6 +40,7 @@ def scores(tmp_path_factory):
     return {truth["scenario"]: score_run(path, truth) for path, truth in runs}
 
 
+@pytest.mark.slow
 def test_nan_injection_is_detected_in_stability_at_its_step(scores):
     s = scores["mlp-nan"]
     assert s.error is None
@@ -50,6 +51,7 @@ def test_nan_injection_is_detected_in_stability_at_its_step(scores):
     assert not s.late
 
 
+@pytest.mark.slow
 def test_tables_list_every_scenario(scores):
     text = text_tables(list(scores.values()))
     md = markdown(list(scores.values()))
@@ -111,6 +113,17 @@ def test_scorer_misses_a_detection_in_the_wrong_category(tmp_path):
     assert totals([s]).broken_missed == 1
 
 
+def test_rejudging_with_changed_rules_uses_them_instead_of_the_recorded_ones(tmp_path):
+    _write_scripted(tmp_path)
+    truth = {"scenario": "scripted", "seed": 0, "category": "stability", "onset": 100}
+    looser = mr.Health(category="stability", warn_above=2.5, critical_above=2.9)
+    s = score_run(str(tmp_path), truth, rules={"bench/scripted": {"": looser.to_dict()}})
+    assert s.false_alerts == []  # the 1.5 excursion at step 50 is no longer an alert
+    assert s.detected and s.detection_step == 150
+    recorded = score_run(str(tmp_path), truth)  # rules=None: the thresholds the run was written with
+    assert recorded.false_warn == 1
+
+
 def test_judge_cli_check_exits_1_only_when_a_target_is_missed(tmp_path, capsys):
     run = tmp_path / "scripted" / "seed0"
     _write_scripted(run)
@@ -136,12 +149,14 @@ def test_judge_cli_check_exits_1_only_when_a_target_is_missed(tmp_path, capsys):
 # --- the targets (expected to fail until the rules are recalibrated) --------------------
 
 
+@pytest.mark.slow
 def test_target_healthy_byol_raises_no_alert(scores):
     s = scores["byol"]
     assert s.error is None
     assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
 
 
+@pytest.mark.slow
 def test_target_byol_collapse_is_critical_in_collapse_within_one_interval(scores):
     s = scores["byol-collapse-mid"]
     assert s.error is None
