@@ -198,6 +198,10 @@ class Monitor:
             return
         writer.put(("log", self.current_step if step is None else step, time.time(), split, dict(values)))
 
+    def is_due(self, step: int) -> bool:
+        """Whether ``step(step)`` would run any metric: lets a caller gather costly inputs only then."""
+        return step >= self._next_due
+
     @property
     def current_step(self) -> int:
         """The step most recently passed to step() (0 before the first)."""

@@ -1,0 +1,140 @@
+"""Pieces every integration shares: building the Monitor, optimizer snapshots, eval keys.
+
+Kept free of framework imports: objects are recognised by duck typing or by the framework
+already being in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from metricreg.monitor import Monitor
+
+log = logging.getLogger("metricreg")
+
+_HYPER_KEYS = ("momentum", "weight_decay")
+
+
+def make_monitor(logdir: str | os.PathLike[str], rank: int | None, world_size: int | None, **kwargs: Any) -> Monitor:
+    """A Monitor whose rank and world size come from the trainer, not from torch.distributed.
+
+    Passed as ``rank=``/``world_size=`` when this Monitor accepts them; otherwise the Monitor's
+    own torch.distributed view is used, and a rank that disagrees with the trainer's is made a
+    non-writer so that two processes never write the same run.
+    """
+    accepts = "rank" in inspect.signature(Monitor.__init__).parameters
+    if accepts and rank is not None:
+        kwargs.setdefault("rank", rank)
+        kwargs.setdefault("world_size", world_size if world_size is not None else 1)
+    mon = Monitor(logdir, **kwargs)
+    if not accepts and rank is not None and (mon.rank, mon.world_size) != (rank, world_size or 1):
+        log.warning(
+            "metricreg: the trainer says rank %s of %s, torch.distributed says rank %s of %s; "
+            "this Monitor does not take rank=/world_size= yet, so the trainer's rank decides who writes",
+            rank,
+            world_size,
+            mon.rank,
+            mon.world_size,
+        )
+        if rank != 0 and mon._writer is not None:
+            mon._writer.close()
+            mon._writer = None
+        mon.rank, mon.world_size = rank, world_size or 1
+    return mon
+
+
+class ParamGroups:
+    """The learning rates of an optimizer as they were when read: for ``optimizer=`` inputs.
+
+    Schedulers change ``param_groups`` after the optimizer step; a snapshot taken before the
+    step records the learning rate that step used.
+    """
+
+    __slots__ = ("param_groups",)
+
+    def __init__(self, groups: Iterable[Mapping[str, Any]]) -> None:
+        self.param_groups = [
+            {k: g[k] for k in ("lr", "name") if k in g} for g in groups if isinstance(g, Mapping) and "lr" in g
+        ]
+
+    @classmethod
+    def of(cls, optimizer: Any) -> ParamGroups | None:
+        groups = getattr(optimizer, "param_groups", None)
+        return cls(groups) if groups else None
+
+
+def hyperparameters(optimizer: Any) -> dict[str, float]:
+    """Momentum (or Adam's β₁) and weight decay per param group, as Lightning's LearningRateMonitor logs them."""
+    out: dict[str, float] = {}
+    groups = getattr(optimizer, "param_groups", None) or []
+    for i, group in enumerate(groups):
+        if not isinstance(group, Mapping):
+            continue
+        suffix = "" if len(groups) == 1 else f"/group{i}"
+        momentum = group.get("momentum")
+        if momentum is None and isinstance(group.get("betas"), (tuple, list)):
+            momentum = group["betas"][0]
+        for key, value in (("momentum", momentum), ("weight_decay", group.get("weight_decay"))):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"optimization/{key}{suffix}"] = float(value)
+    return out
+
+
+def split_key(key: str, prefixes: Mapping[str, str]) -> tuple[str, str] | None:
+    """(split, name) for an eval key such as ``val_loss``, ``val/acc`` or ``val_loss_epoch``; None otherwise.
+
+    Per-step copies (``_step``) are skipped: the epoch value is the evaluation point.
+    """
+    for prefix, split in prefixes.items():
+        for sep in ("/", "_"):
+            if key.startswith(prefix + sep):
+                name = key[len(prefix) + 1 :]
+                if name.endswith("_step"):
+                    return None
+                if name.endswith("_epoch"):
+                    name = name[: -len("_epoch")]
+                return (split, name) if name else None
+    return None
+
+
+def metric_values(value: Any) -> Any:
+    """A torchmetrics ``Metric`` or ``MetricCollection`` computed to its values; anything else unchanged.
+
+    A collection becomes a dict ``{name: value}`` (Monitor.eval flattens it to one input per
+    name). Recognised without importing torchmetrics: only when it is already imported.
+    """
+    tm = sys.modules.get("torchmetrics")
+    if tm is None:
+        return value
+    if isinstance(value, (tm.Metric, tm.MetricCollection)):
+        return value.compute()
+    return value
+
+
+def expand_eval_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``mon.eval`` inputs with torchmetrics objects computed: a collection fans out to its members."""
+    tm = sys.modules.get("torchmetrics")
+    if tm is None:
+        return dict(inputs)
+    out: dict[str, Any] = {}
+    for key, value in inputs.items():
+        if isinstance(value, tm.MetricCollection):
+            for name, member in value.compute().items():
+                out[str(name)] = member
+        elif isinstance(value, tm.Metric):
+            out[key] = value.compute()
+        else:
+            out[key] = value
+    return out
+
+
+def scalar_items(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a logs dict that are numbers or 0-d arrays (host or device)."""
+    from metricreg.host import is_scalar_like
+
+    return {k: v for k, v in values.items() if is_scalar_like(v)}
