@@ -138,3 +138,22 @@ def scalar_items(values: Mapping[str, Any]) -> dict[str, Any]:
     from metricreg.host import is_scalar_like
 
     return {k: v for k, v in values.items() if is_scalar_like(v)}
+
+
+def share_stop(stop: bool) -> bool:
+    """Rank 0's stop decision on every rank (a broadcast when torch.distributed is initialised).
+
+    Call it at steps that are the same on every rank (a pure function of the step), so that
+    every rank makes the same collective.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return bool(stop)
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return bool(stop)
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    flag = torch.tensor([1.0 if stop else 0.0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
