@@ -20,6 +20,7 @@ from metricreg.config import ConfigError, load_config
 from metricreg.health import Alert
 from metricreg.host import is_scalar_like
 from metricreg.inputs import Inputs, is_deferred
+from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
@@ -175,10 +176,14 @@ class Monitor:
     # --- rarer entry points -------------------------------------------------------------------
 
     def eval(self, step: int | None = None, split: str = "val", **inputs: Any) -> None:
-        """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics."""
+        """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics.
+
+        torchmetrics ``Metric`` values are computed; a ``MetricCollection`` gives one input per member.
+        """
         if not isinstance(split, str) or not split or "/" in split:
             raise ValueError(f"Monitor.eval(split=...) must be a non-empty name without '/', got {split!r}")
         step = self.current_step if step is None else step
+        inputs = expand_eval_inputs(inputs)  # torchmetrics Metric/MetricCollection objects -> their values
         count = self._event_counts["eval"]
         self._event_counts["eval"] = count + 1
         direct = {k: v for k, v in inputs.items() if not is_deferred(v) and is_scalar_like(v)}

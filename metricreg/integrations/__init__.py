@@ -6,6 +6,6 @@ stays free of torch, JAX and the trainers. ``metric_values`` (torchmetrics objec
 values) is here because ``Monitor.eval`` uses it without knowing any framework.
 """
 
-from metricreg.integrations._common import metric_values
+from metricreg.integrations.metrics import metric_values
 
 __all__ = ["metric_values"]
