@@ -6,6 +6,7 @@ already being in ``sys.modules``.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import logging
 import os
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from metricreg.hookspecs import hookimpl
 from metricreg.monitor import Monitor
 
 log = logging.getLogger("metricreg")
@@ -126,3 +128,37 @@ def share_stop(stop: bool) -> bool:
     flag = torch.tensor([1.0 if stop else 0.0], device=device)
     dist.broadcast(flag, src=0)
     return bool(flag.item())
+
+
+LEVELS = {"warn": ("warn", "critical"), "critical": ("critical",)}
+
+
+class StopOn:
+    """A metricreg plugin: an alert at ``level`` or worse (on tags matching ``tags``) asks the run to stop.
+
+    What Lightning's ``SpikeDetection`` does for loss spikes, for any health rule. The alert that
+    stopped the run is kept in ``alert``.
+    """
+
+    def __init__(self, level: str, tags: Iterable[str] = ("*",)) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"stop_on must be one of {sorted(LEVELS)}, got {level!r}")
+        self.levels = LEVELS[level]
+        self.tags = tuple(tags)
+        self.alert: Any = None
+
+    @hookimpl
+    def metricreg_on_alert(self, alert: Any, monitor: Any) -> None:
+        if not alert.active or alert.level not in self.levels or monitor.should_stop:
+            return
+        if not any(fnmatch.fnmatchcase(alert.tag, pattern) for pattern in self.tags):
+            return
+        self.alert = alert
+        monitor.request_stop(f"{alert.tag} {alert.level} at step {alert.first_step} (value {alert.value:.4g})")
+
+
+def stop_plugin(stop_on: str | None, tags: Iterable[str] = ("*",)) -> StopOn | None:
+    """The StopOn plugin for an integration's ``stop_on=`` argument (None: no automatic stop)."""
+    if stop_on is None:
+        return None
+    return StopOn(stop_on, tags)

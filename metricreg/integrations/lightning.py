@@ -24,11 +24,14 @@ What the callback takes from Lightning, and where:
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections import OrderedDict
 from typing import Any
 
 from metricreg import adapters
-from metricreg.integrations._common import ParamGroups, hyperparameters, make_monitor, split_key
+from metricreg.integrations._common import ParamGroups, hyperparameters, make_monitor, split_key, stop_plugin
 from metricreg.monitor import Monitor
 
 try:  # the unified package first, the standalone one otherwise
@@ -56,16 +59,33 @@ class _HealthCallbackMixin:
         ema_attr: str | None = None,
         stop_check_every: int = 10,
         log_hyperparameters: bool = True,
+        stop_on: str | None = None,
+        stop_tags: tuple[str, ...] = ("*",),
+        flops_per_batch: float | None = None,
+        peak_flops: float | None = None,
         **monitor_kwargs: Any,
     ) -> None:
         """``logdir`` defaults to ``<trainer.log_dir>/metricreg`` (beside the trainer's logger).
 
         ``ema_attr`` names a module attribute holding an EMA teacher (``"teacher"``); without it a
-        ``WeightAveraging`` callback's averaged model is used when present. Other keyword arguments
+        ``WeightAveraging`` callback's averaged model is used when present. ``stop_on="critical"``
+        (or ``"warn"``) stops training on such an alert for a tag matching ``stop_tags`` (as
+        Lightning's SpikeDetection does for ``("train/stability/spikes*",)``) and writes the batches
+        to skip when resuming to ``<logdir>/skip_batches.json``. ``flops_per_batch`` (e.g. from
+        ``lightning.fabric.utilities.measure_flops``) adds achieved FLOP/s, and with ``peak_flops``
+        the model FLOPs utilisation, as Lightning's ThroughputMonitor does. Other keyword arguments
         go to :class:`metricreg.Monitor`.
         """
         if stop_check_every < 1:
             raise ValueError(f"HealthCallback(stop_check_every=...) must be >= 1, got {stop_check_every!r}")
+        for name, value in (("flops_per_batch", flops_per_batch), ("peak_flops", peak_flops)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"HealthCallback({name}=...) must be a positive number, got {value!r}")
+        self._stop = stop_plugin(stop_on, stop_tags)
+        self.flops_per_batch = flops_per_batch
+        self.peak_flops = peak_flops
+        self._clock: tuple[int, float] | None = None
+        self._batches: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self.logdir = os.fspath(logdir) if logdir is not None else None
         self.ema_attr = ema_attr
         self.stop_check_every = int(stop_check_every)
@@ -81,7 +101,10 @@ class _HealthCallbackMixin:
         if self.mon is None:
             logdir = self.logdir or os.path.join(trainer.log_dir or trainer.default_root_dir, "metricreg")
             self.logdir = logdir
-            self.mon = make_monitor(logdir, trainer.global_rank, trainer.world_size, **self.monitor_kwargs)
+            kwargs = dict(self.monitor_kwargs)
+            if self._stop is not None:
+                kwargs["plugins"] = [*kwargs.get("plugins", ()), self._stop]
+            self.mon = make_monitor(logdir, trainer.global_rank, trainer.world_size, **kwargs)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.mon is not None:
@@ -121,6 +144,10 @@ class _HealthCallbackMixin:
         if mon is None or self._optimizer is None:
             return  # an accumulation micro-batch (no optimizer step yet), or no Monitor
         step = _logger_step(trainer)
+        if self._stop is not None:  # which batch each recent step trained on, for skip_batches.json
+            self._batches[step] = (trainer.current_epoch, batch_idx)
+            while len(self._batches) > 4 * self.stop_check_every:
+                self._batches.popitem(last=False)
         inputs: dict[str, Any] = {}
         if isinstance(outputs, dict):
             inputs.update((k, v) for k, v in outputs.items() if k != "loss")
@@ -139,10 +166,12 @@ class _HealthCallbackMixin:
             inputs.setdefault("ema_model", ema)
         due = mon.is_due(step)
         optimizer = self._optimizer
+        self._accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
         self._reset_window()
         mon.step(step, **inputs)
-        if due and self.log_hyperparameters:
-            extra = hyperparameters(optimizer)
+        if due:
+            extra = hyperparameters(optimizer) if self.log_hyperparameters else {}
+            extra.update(self._throughput(step))
             if extra:
                 mon.log(extra, step=step)
         if step % self.stop_check_every == 0:
@@ -169,6 +198,33 @@ class _HealthCallbackMixin:
             stop = bool(trainer.strategy.broadcast(stop, src=0))
         if stop:
             trainer.should_stop = True
+            self._write_skip_batches()
+
+    def _throughput(self, step: int) -> dict[str, float]:
+        """Achieved FLOP/s (and MFU) over the steps since the previous due step."""
+        if self.flops_per_batch is None:
+            return {}
+        now = time.perf_counter()
+        last, self._clock = self._clock, (step, now)
+        if last is None or step <= last[0] or now <= last[1]:
+            return {}
+        batches = (step - last[0]) * getattr(self, "_accumulate", 1)  # micro-batches per optimizer step
+        flops = self.flops_per_batch * batches / (now - last[1])
+        out = {"performance/flops_per_s": flops}
+        if self.peak_flops:
+            out["performance/mfu"] = flops / self.peak_flops
+        return out
+
+    def _write_skip_batches(self) -> None:
+        """The alert's step and the one before it (Lightning's SpikeDetection rule), as (epoch, batch_idx)."""
+        alert = self._stop.alert if self._stop is not None else None
+        if alert is None or self.mon is None or self.mon.rank != 0 or self.logdir is None:
+            return
+        steps = [alert.first_step - 1, alert.first_step]
+        batches = [{"step": s, "epoch": e, "batch_idx": b} for s, (e, b) in self._batches.items() if s in steps]
+        record = {"reason": self.mon.stop_reason, "tag": alert.tag, "step": alert.first_step, "skip": batches}
+        with open(os.path.join(self.logdir, "skip_batches.json"), "w") as f:
+            json.dump(record, f, indent=1)
 
     # --- evaluation ---------------------------------------------------------------------------
 

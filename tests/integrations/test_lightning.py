@@ -6,6 +6,7 @@ beside it; both are read back with TensorBoard's loader and compared point by po
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -185,3 +186,38 @@ def test_bad_argument_names_the_argument():
         HealthCallback(stop_check_every=0)
     assert issubclass(HealthCallback, pl.Callback)
     assert mr.Monitor  # the core stays importable alongside
+
+
+def test_stop_on_a_spike_alert_names_the_batches_to_skip(tmp_path, digits):
+    """Lightning's SpikeDetection, from metricreg's spike rule: stop, and say which batches to skip."""
+    pl.seed_everything(0, verbose=False)
+    train, _ = _loaders(digits)
+
+    class Spiky(DigitsMLP):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            return loss * 50.0 if self.global_step == 30 else loss  # a corrupt batch
+
+        def on_train_batch_start(self, batch, batch_idx):
+            if self.global_step == 35:  # let the writer thread judge step 30 before the check at 40
+                next(cb for cb in self.trainer.callbacks if isinstance(cb, HealthCallback)).mon.flush()
+
+    health = HealthCallback(
+        os.fspath(tmp_path / "mr"),
+        stop_on="warn",
+        stop_tags=("train/stability/spikes*",),
+        config={"loss": {"every": 1}, "stability/spikes": {"every": 1}},
+        flops_per_batch=1e6,
+        peak_flops=1e9,
+    )
+    trainer = _trainer(tmp_path, [health], max_steps=200)
+    trainer.fit(Spiky(), train)
+    assert trainer.global_step == 41  # stopped at the first check after the alert
+    record = json.loads((tmp_path / "mr" / "skip_batches.json").read_text())
+    assert record["tag"] == "train/stability/spikes/detected" and record["step"] == 30
+    assert record["skip"] == [{"step": 29, "epoch": 0, "batch_idx": 29}, {"step": 30, "epoch": 0, "batch_idx": 30}]
+    ours = scalars(tmp_path / "mr")
+    flops = dict(ours["train/performance/flops_per_s"])
+    assert flops and all(v > 0 for v in flops.values())
+    for step, mfu in ours["train/performance/mfu"]:
+        assert mfu == pytest.approx(flops[step] / 1e9, rel=1e-6)
