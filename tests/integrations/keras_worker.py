@@ -1,9 +1,10 @@
 """A Keras 3 fit on scikit-learn's digits with metricreg's callback, for test_keras.py.
 
 Keras picks its backend when first imported, so each backend runs in its own process:
-``KERAS_BACKEND=torch|jax python keras_worker.py OUT_DIR [stop_at]``. Keras's own per-batch
-logs (the running mean ``logs["loss"]``, the batch sizes) and its optimizer's learning rates
-are written to ``OUT_DIR/keras.json`` for the test to compare against.
+``KERAS_BACKEND=torch|jax python keras_worker.py OUT_DIR``. Keras's own per-batch logs (the
+running mean ``logs["loss"]``) and epoch logs are written to ``OUT_DIR/keras.json`` for the
+test to compare against; a second fit, whose Monitor asks to stop at step 12, records where
+Keras stopped in ``OUT_DIR/stop.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ class Record(keras.callbacks.Callback):
         self.epochs.append({k: float(v) for k, v in logs.items()})
 
 
-def main(out: str, stop_at: int | None) -> None:
+def main(out: str) -> None:
+    fit(out, None, "keras.json")
+    fit(out, 12, "stop.json")
+
+
+def fit(out: str, stop_at: int | None, record_name: str) -> None:
     keras.utils.set_random_seed(0)
     data = load_digits()
     x = (data.data / 16.0).astype("float32")
@@ -50,7 +56,8 @@ def main(out: str, stop_at: int | None) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    health = HealthCallback(os.path.join(out, "mr"), config={"loss": {"every": 1}})
+    run = "mr" if stop_at is None else "mr_stop"
+    health = HealthCallback(os.path.join(out, run), config={"loss": {"every": 1}})
     callbacks = [health, Record()]
     if stop_at is not None:
 
@@ -71,7 +78,7 @@ def main(out: str, stop_at: int | None) -> None:
         shuffle=False,
     )
     record = callbacks[-1]
-    with open(os.path.join(out, "keras.json"), "w") as f:
+    with open(os.path.join(out, record_name), "w") as f:
         json.dump(
             {
                 "batches": record.batches,
@@ -84,4 +91,4 @@ def main(out: str, stop_at: int | None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    main(sys.argv[1])

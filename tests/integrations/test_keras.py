@@ -26,7 +26,7 @@ WORKER = Path(__file__).with_name("keras_worker.py")
 TRAIN, BATCH = 1500, 32
 
 
-def _run(tmp_path, backend: str, *extra: str) -> dict:
+def _run(tmp_path, backend: str) -> tuple[dict, dict]:
     if backend == "jax":
         pytest.importorskip("jax")
     env = {
@@ -36,16 +36,16 @@ def _run(tmp_path, backend: str, *extra: str) -> dict:
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     proc = subprocess.run(
-        [sys.executable, str(WORKER), str(tmp_path), *extra], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, str(WORKER), str(tmp_path)], env=env, capture_output=True, text=True, timeout=240
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads((tmp_path / "keras.json").read_text())
+    return json.loads((tmp_path / "keras.json").read_text()), json.loads((tmp_path / "stop.json").read_text())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_per_batch_loss_lr_and_validation_match_keras(tmp_path, backend):
-    keras_log = _run(tmp_path, backend)
+def test_per_batch_loss_lr_validation_and_stop_match_keras(tmp_path, backend):
+    keras_log, stopped = _run(tmp_path, backend)
     ours = scalars(tmp_path / "mr")
     per_epoch = -(-TRAIN // BATCH)  # 47 batches, the last one of 28 samples
     sizes = [min(BATCH, TRAIN - i * BATCH) for i in range(per_epoch)]
@@ -68,10 +68,6 @@ def test_per_batch_loss_lr_and_validation_match_keras(tmp_path, backend):
     if backend == "torch":  # the JAX train step does not expose its gradients
         assert ours["train/optimization/grad_norm"]
     assert active_alerts(tmp_path / "mr") == []
-
-
-@pytest.mark.slow
-def test_should_stop_sets_stop_training(tmp_path):
-    keras_log = _run(tmp_path, "torch", "12")
-    assert keras_log["iterations"] == 13  # stopped right after the batch that asked
-    assert keras_log["epochs_run"] == 1
+    # The second fit's Monitor asked to stop at step 12: Keras stopped right after that batch.
+    assert stopped["iterations"] == 13
+    assert stopped["epochs_run"] == 1
