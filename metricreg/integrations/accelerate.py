@@ -88,6 +88,7 @@ class HealthTracker(GeneralTracker):
         mon = self.mon
         step = mon.current_step if step is None else int(step)
         single = mon.world_size == 1  # see the module docstring: no collectives from one rank
+        stepped = mon._step > step  # the loop has called mon.step for this step (or a later one)
         evals: dict[str, dict[str, Any]] = {}
         inputs: dict[str, Any] = {}
         plain: dict[str, Any] = {}
@@ -98,11 +99,15 @@ class HealthTracker(GeneralTracker):
                 evals.setdefault(parsed[0], {})[parsed[1]] = value
                 continue
             name = str(key).removeprefix("train/").removeprefix("train_")
-            if single and name in known:
-                inputs[name] = value
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name in known:
+                if stepped:
+                    continue  # the loop fed the Monitor this step itself: no second point
+                if single:
+                    inputs[name] = value
+                    continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 plain[name] = value
-        if inputs and mon._step <= step:  # the loop has not stepped the Monitor for this step itself
+        if inputs:
             mon.step(step, **inputs)
         if plain:
             mon.log(plain, step=step)

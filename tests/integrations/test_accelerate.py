@@ -6,6 +6,13 @@ back with TensorBoard's loader.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("accelerate")
@@ -19,6 +26,7 @@ from metricreg.integrations.accelerate import HealthTracker, monitor
 from .conftest import active_alerts, scalars
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_accelerator_log_reaches_the_monitor_at_the_same_steps(tmp_path, digits):
@@ -74,3 +82,28 @@ def test_the_loop_feeding_the_monitor_itself_is_not_doubled(tmp_path):
 def test_bad_argument_names_itself():
     with pytest.raises(TypeError, match="HealthTracker"):
         HealthTracker(42)
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         str(Path(__file__).with_name("accelerate_ddp_worker.py")), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for rank in (0, 1):
+        record = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert record["monitor"] == record["accelerate"] == [rank, 2]
+    assert len([p for p in os.listdir(tmp_path / "mr") if "tfevents" in p]) == 1  # rank 0 writes
+    ours, theirs = scalars(tmp_path / "mr"), dict(scalars(tmp_path / "acc")["train_loss"])
+    assert [s for s, _ in ours["train/loss"]] == [0, 10, 20]
+    for step, value in ours["train/loss"]:
+        assert value == pytest.approx(theirs[step], rel=1e-5)  # the mean over both ranks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
