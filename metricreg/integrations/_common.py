@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from metricreg import distributed
 from metricreg.hookspecs import hookimpl
 from metricreg.monitor import Monitor
 
@@ -25,29 +26,32 @@ _HYPER_KEYS = ("momentum", "weight_decay")
 def make_monitor(logdir: str | os.PathLike[str], rank: int | None, world_size: int | None, **kwargs: Any) -> Monitor:
     """A Monitor whose rank and world size come from the trainer, not from torch.distributed.
 
-    Passed as ``rank=``/``world_size=`` when this Monitor accepts them; otherwise the Monitor's
-    own torch.distributed view is used, and a rank that disagrees with the trainer's is made a
-    non-writer so that two processes never write the same run.
+    Passed as ``rank=``/``world_size=`` when this Monitor accepts them. Otherwise, where the
+    trainer's rank differs from torch.distributed's view, the trainer's rank decides who writes
+    (a process the trainer calls rank 1 never opens an event file) and reductions keep
+    torch.distributed's world (no collective on a process group that does not exist).
     """
-    accepts = "rank" in inspect.signature(Monitor.__init__).parameters
-    if accepts and rank is not None:
-        kwargs.setdefault("rank", rank)
-        kwargs.setdefault("world_size", world_size if world_size is not None else 1)
-    mon = Monitor(logdir, **kwargs)
-    if not accepts and rank is not None and (mon.rank, mon.world_size) != (rank, world_size or 1):
-        log.warning(
-            "metricreg: the trainer says rank %s of %s, torch.distributed says rank %s of %s; "
-            "this Monitor does not take rank=/world_size= yet, so the trainer's rank decides who writes",
-            rank,
-            world_size,
-            mon.rank,
-            mon.world_size,
-        )
-        if rank != 0 and mon._writer is not None:
-            mon._writer.close()
-            mon._writer = None
-        mon.rank, mon.world_size = rank, world_size or 1
-    return mon
+    if rank is None:
+        return Monitor(logdir, **kwargs)
+    if "rank" in inspect.signature(Monitor.__init__).parameters:
+        return Monitor(logdir, rank=rank, world_size=world_size if world_size is not None else 1, **kwargs)
+    dist_rank, dist_world = distributed.rank_and_world()
+    if (dist_rank, dist_world) == (rank, world_size or 1):
+        return Monitor(logdir, **kwargs)
+    log.warning(
+        "metricreg: the trainer says rank %s of %s, torch.distributed says rank %s of %s; "
+        "the trainer's rank decides which process writes",
+        rank,
+        world_size,
+        dist_rank,
+        dist_world,
+    )
+    original = distributed.rank_and_world
+    distributed.rank_and_world = lambda: (rank, dist_world)  # type: ignore[assignment]
+    try:
+        return Monitor(logdir, **kwargs)
+    finally:
+        distributed.rank_and_world = original  # type: ignore[assignment]
 
 
 class ParamGroups:

@@ -221,3 +221,39 @@ def test_stop_on_a_spike_alert_names_the_batches_to_skip(tmp_path, digits):
     assert flops and all(v > 0 for v in flops.values())
     for step, mfu in ours["train/performance/mfu"]:
         assert mfu == pytest.approx(flops[step] / 1e9, rel=1e-6)
+
+
+def test_standalone_pytorch_lightning_package(tmp_path, digits):
+    ptl = pytest.importorskip("pytorch_lightning")
+    from metricreg.integrations.lightning import callback_class
+
+    class Tiny(ptl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(64, 10)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    train, _ = _loaders(digits)
+    callback = callback_class(ptl)()
+    trainer = ptl.Trainer(
+        max_steps=21,
+        accelerator="cpu",
+        log_every_n_steps=1,
+        callbacks=[callback],
+        logger=ptl.loggers.TensorBoardLogger(tmp_path, name="tb", version="v0"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(Tiny(), train)
+    ours, theirs = scalars(tmp_path / "tb" / "v0" / "metricreg"), dict(scalars(tmp_path / "tb" / "v0")["train_loss"])
+    assert [s for s, _ in ours["train/loss"]] == [0, 10, 20]
+    assert all(v == pytest.approx(theirs[s], rel=1e-5) for s, v in ours["train/loss"])
