@@ -9,7 +9,9 @@ Where each value comes from (transformers 4.46+ / 5.x):
 * step numbers are HF's: the update that ``state.global_step`` counts as k is written at k,
   the step HF's own loggers write its ``train/*`` values at;
 * the loss is each micro-batch's ``outputs.loss`` (read with a forward hook while the model
-  trains), averaged over the accumulation window: the per-step loss HF logs, every step;
+  trains), averaged over the accumulation window (summed when the Trainer passes
+  ``num_items_in_batch``, since the model then divides by the whole window's token count):
+  the per-step loss HF logs, every step;
 * with ``max_grad_norm > 0`` the Trainer clips before ``on_pre_optimizer_step``; on steps
   where a metric is due the gradient norm is read as backward accumulates it (before
   clipping), so ``optimization/grad_norm`` is the pre-clip norm and ``clip_fraction`` works;
@@ -74,6 +76,7 @@ class HealthCallback(TrainerCallback):
         self._hooks: list[Any] = []
         self._grad_hooks: list[Any] = []
         self._losses: list[Any] = []
+        self._summed = False
         self._param_norms: dict[int, Any] = {}
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -90,7 +93,7 @@ class HealthCallback(TrainerCallback):
                 kwargs_mon["config"] = config
             self.mon = make_monitor(logdir, args.process_index, args.world_size, **kwargs_mon)
         if model is not None and not self._hooks:
-            self._hooks.append(model.register_forward_hook(self._capture_loss))
+            self._hooks.append(model.register_forward_hook(self._capture_loss, with_kwargs=True))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         for handle in self._hooks + self._grad_hooks:
@@ -102,11 +105,14 @@ class HealthCallback(TrainerCallback):
 
     # --- training -----------------------------------------------------------------------------
 
-    def _capture_loss(self, module: Any, inputs: Any, output: Any) -> None:
+    def _capture_loss(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if not module.training or not torch.is_grad_enabled():
             return
         loss = output.get("loss") if isinstance(output, Mapping) else getattr(output, "loss", None)
         if isinstance(loss, torch.Tensor) and loss.ndim == 0:
+            # Given num_items_in_batch (the window's token count), a model divides its summed loss by
+            # the whole window's count: the micro-batch losses then add up to the step's loss.
+            self._summed = kwargs.get("num_items_in_batch") is not None
             self._losses.append(loss.detach())
 
     def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -136,7 +142,8 @@ class HealthCallback(TrainerCallback):
         if optimizer is not None:
             inputs["optimizer"] = ParamGroups.of(optimizer) or optimizer
         if self._losses:
-            inputs["loss"] = torch.stack(self._losses).mean() if len(self._losses) > 1 else self._losses[0]
+            losses = torch.stack(self._losses) if len(self._losses) > 1 else self._losses[0]
+            inputs["loss"] = losses.sum() if self._summed else losses.mean()
         if args.max_grad_norm > 0:
             inputs["max_norm"] = float(args.max_grad_norm)
         if self._grad_hooks:

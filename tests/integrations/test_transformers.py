@@ -152,3 +152,33 @@ def test_bad_arguments_name_themselves():
         HealthCallback(probe=[1, 2])
     with pytest.raises(ValueError, match="stop_check_every"):
         HealthCallback(stop_check_every=0)
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_gradient_accumulation_loss_equals_hfs_per_step_loss(tmp_path, data, monkeypatch, arch):
+    """BERT gets a mean loss per micro-batch; GPT-2 takes num_items_in_batch and divides by the window's tokens."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    train, _, _ = data
+    if arch == "gpt2":
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=18, n_positions=64, n_embd=32, n_layer=1, n_head=2))
+        # Labels masked unevenly, so micro-batches hold different numbers of tokens.
+        train = [
+            {"input_ids": r["input_ids"], "labels": r["input_ids"].masked_fill(r["input_ids"] < 3, -100)} for r in train
+        ]
+    else:
+        model = _model()
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "hf"))
+    args = _args(
+        tmp_path / "out", max_steps=12, per_device_train_batch_size=8, gradient_accumulation_steps=2, eval_strategy="no"
+    )
+    callback = HealthCallback(config={"loss": {"every": 1}})
+    Trainer(model=model, args=args, train_dataset=train, callbacks=[callback]).train()
+    ours, theirs = (
+        dict(scalars(tmp_path / "out" / "metricreg")["train/loss"]),
+        dict(scalars(tmp_path / "hf")["train/loss"]),
+    )
+    assert sorted(ours) == sorted(theirs) == list(range(1, 13))
+    for step, value in ours.items():
+        assert value == pytest.approx(theirs[step], rel=1e-5), step
