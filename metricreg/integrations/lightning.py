@@ -57,6 +57,7 @@ class _HealthCallbackMixin:
         logdir: str | os.PathLike[str] | None = None,
         *,
         ema_attr: str | None = None,
+        ema_of: str | None = None,
         stop_check_every: int = 10,
         log_hyperparameters: bool = True,
         stop_on: str | None = None,
@@ -67,7 +68,8 @@ class _HealthCallbackMixin:
     ) -> None:
         """``logdir`` defaults to ``<trainer.log_dir>/metricreg`` (beside the trainer's logger).
 
-        ``ema_attr`` names a module attribute holding an EMA teacher (``"teacher"``); without it a
+        ``ema_attr`` names a module attribute holding an EMA teacher (``"teacher"``) and ``ema_of``
+        the submodule it is the average of (``"encoder"``; default the whole module); without it a
         ``WeightAveraging`` callback's averaged model is used when present. ``stop_on="critical"``
         (or ``"warn"``) stops training on such an alert for a tag matching ``stop_tags`` (as
         Lightning's SpikeDetection does for ``("train/stability/spikes*",)``) and writes the batches
@@ -88,6 +90,7 @@ class _HealthCallbackMixin:
         self._batches: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self.logdir = os.fspath(logdir) if logdir is not None else None
         self.ema_attr = ema_attr
+        self.ema_of = ema_of
         self.stop_check_every = int(stop_check_every)
         self.log_hyperparameters = log_hyperparameters
         self.monitor_kwargs = monitor_kwargs
@@ -161,9 +164,8 @@ class _HealthCallbackMixin:
         clip = trainer.gradient_clip_val
         if clip and (trainer.gradient_clip_algorithm or "norm") == "norm":
             inputs["max_norm"] = float(clip)
-        ema = self._ema_model(trainer, pl_module)
-        if ema is not None:
-            inputs.setdefault("ema_model", ema)
+        if self.ema_attr or any(hasattr(cb, "_average_model") for cb in trainer.callbacks):
+            inputs.setdefault("ema_model", lambda: self._ema_model(trainer, pl_module))  # built when a metric asks
         due = mon.is_due(step)
         optimizer = self._optimizer
         self._accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
@@ -183,7 +185,11 @@ class _HealthCallbackMixin:
 
     def _ema_model(self, trainer: Any, pl_module: Any) -> Any:
         if self.ema_attr:
-            return getattr(pl_module, self.ema_attr, None)
+            teacher = getattr(pl_module, self.ema_attr, None)
+            if teacher is None or not self.ema_of:
+                return teacher
+            # Named as the student's parameters, so the EMA metrics pair them by name.
+            return {f"{self.ema_of}.{name}": p.detach() for name, p in teacher.named_parameters()}
         for cb in trainer.callbacks:
             averaged = getattr(cb, "_average_model", None)
             if averaged is not None:

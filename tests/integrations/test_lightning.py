@@ -6,6 +6,7 @@ beside it; both are read back with TensorBoard's loader and compared point by po
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -171,14 +172,24 @@ def test_validate_only_and_test_runs(tmp_path, digits):
     assert math.isfinite(ours["test/loss"][0][1])
 
 
-def test_ema_teacher_from_lightnings_weight_averaging(tmp_path, digits):
+def test_ema_teacher_from_lightnings_weight_averaging_or_a_named_attribute(tmp_path, digits):
     pl.seed_everything(0, verbose=False)
     train, _ = _loaders(digits)
     ema = pl.callbacks.EMAWeightAveraging(decay=0.99)
     trainer = _trainer(tmp_path, [ema, HealthCallback(os.fspath(tmp_path / "mr"))], max_steps=21)
     trainer.fit(DigitsMLP(), train)
-    tags = set(scalars(tmp_path / "mr"))
-    assert any(tag.startswith("train/ema/") for tag in tags), sorted(tags)
+    assert any(tag.startswith("train/ema/") for tag in scalars(tmp_path / "mr"))
+
+    class WithTeacher(DigitsMLP):
+        def __init__(self):
+            super().__init__()
+            self.teacher = copy.deepcopy(self.net).requires_grad_(False)  # a frozen copy: it drifts apart
+
+    trainer = _trainer(
+        tmp_path / "b", [HealthCallback(os.fspath(tmp_path / "mr2"), ema_attr="teacher", ema_of="net")], max_steps=21
+    )
+    trainer.fit(WithTeacher(), train)
+    assert any(tag.startswith("train/ema/") for tag in scalars(tmp_path / "mr2"))
 
 
 def test_bad_argument_names_the_argument():
