@@ -81,7 +81,7 @@ class HealthCallback(TrainerCallback):
 
     # --- life cycle ---------------------------------------------------------------------------
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+    def _open(self, args: Any) -> Monitor:
         if self.mon is None:
             logdir = self.logdir or os.path.join(args.output_dir, "metricreg")
             self.logdir = logdir
@@ -92,6 +92,10 @@ class HealthCallback(TrainerCallback):
                 config.setdefault("loss", False)
                 kwargs_mon["config"] = config
             self.mon = make_monitor(logdir, args.process_index, args.world_size, **kwargs_mon)
+        return self.mon
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._open(args)
         if model is not None and not self._hooks:
             self._hooks.append(model.register_forward_hook(self._capture_loss, with_kwargs=True))
 
@@ -170,8 +174,7 @@ class HealthCallback(TrainerCallback):
     # --- evaluation ---------------------------------------------------------------------------
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None, **kwargs):
-        if self.mon is None:
-            return
+        mon = self._open(args)  # trainer.evaluate() before or after train() too (closed at exit)
         by_split: dict[str, dict[str, Any]] = {}
         for key, value in (metrics or {}).items():
             parsed = split_key(str(key), EVAL_PREFIXES)
@@ -179,7 +182,7 @@ class HealthCallback(TrainerCallback):
                 continue
             by_split.setdefault(parsed[0], {})[parsed[1]] = value
         for split, values in by_split.items():
-            self.mon.eval(state.global_step, split=split, **values)
+            mon.eval(state.global_step, split=split, **values)
 
 
 def _embeddings(model: Any, probe: Mapping[str, Any]) -> Any:

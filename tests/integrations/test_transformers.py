@@ -118,13 +118,16 @@ def test_same_directory_as_hfs_tensorboard_writes_each_tag_once_and_a_healthy_ru
         args=_args(tmp_path / "out", max_steps=41),  # HF's defaults: max_grad_norm=1.0
         train_dataset=train,
         eval_dataset=val,
-        callbacks=[HealthCallback(shared)],
+        callbacks=[callback := HealthCallback(shared)],
     )
     trainer.train()
+    trainer.evaluate()  # after train(): still reaches the Monitor
+    callback.mon.close()
     tags = scalars(shared)
     steps = [s for s, _ in tags["train/loss"]]
     assert steps == sorted(set(steps)) == list(range(1, 42))  # HF's points only, none duplicated
     assert "train/optimization/lr/group0" in tags
+    assert [st for st, _ in tags["val/loss"]] == [st for st, _ in tags["eval/loss"]] == [20, 40, 41, 41]
     assert active_alerts(shared) == []
 
 
