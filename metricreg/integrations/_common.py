@@ -108,13 +108,6 @@ def split_key(key: str, prefixes: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def scalar_items(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of a logs dict that are numbers or 0-d arrays (host or device)."""
-    from metricreg.host import is_scalar_like
-
-    return {k: v for k, v in values.items() if is_scalar_like(v)}
-
-
 def share_stop(stop: bool) -> bool:
     """Rank 0's stop decision on every rank (a broadcast when torch.distributed is initialised).
 

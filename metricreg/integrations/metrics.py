@@ -11,21 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["expand_eval_inputs", "metric_values"]
-
-
-def metric_values(value: Any) -> Any:
-    """A torchmetrics ``Metric`` or ``MetricCollection`` computed to its values; anything else unchanged.
-
-    A collection becomes a dict ``{name: value}`` (Monitor.eval flattens it to one input per
-    name). Recognised without importing torchmetrics: only when it is already imported.
-    """
-    tm = sys.modules.get("torchmetrics")
-    if tm is None:
-        return value
-    if isinstance(value, (tm.Metric, tm.MetricCollection)):
-        return value.compute()
-    return value
+__all__ = ["expand_eval_inputs"]
 
 
 def expand_eval_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
