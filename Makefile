@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOGDIR ?= runs
 PORT ?= 6006
+# TensorBoard listens on this machine only unless HOST says otherwise (HOST=0.0.0.0: every interface).
+HOST ?= 127.0.0.1
 
 .PHONY: setup browser frontend lint test demo bench clean
 
@@ -12,7 +14,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[dev,torch,jax,yaml]"
+	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[dev,torch,jax,yaml,integrations]"
 	touch $@
 
 # Debian's Chromium for the browser tests (needs root; CI runs as root).
@@ -36,7 +38,7 @@ test: setup browser frontend lint
 
 demo: setup
 	$(PY) examples/jepa_train.py --logdir $(LOGDIR) --all
-	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --bind_all
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host $(HOST)
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

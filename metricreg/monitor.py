@@ -23,6 +23,7 @@ from metricreg.cost import CostMeter
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, is_scalar_like
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
+from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
@@ -289,10 +290,14 @@ class Monitor:
     # --- rarer entry points -------------------------------------------------------------------
 
     def eval(self, step: int | None = None, split: str = "val", **inputs: Any) -> None:
-        """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics."""
+        """A validation/evaluation point: logs scalar inputs as ``<split>/<name>`` and runs eval metrics.
+
+        torchmetrics ``Metric`` values are computed; a ``MetricCollection`` gives one input per member.
+        """
         if not isinstance(split, str) or not split or "/" in split:
             raise ValueError(f"Monitor.eval(split=...) must be a non-empty name without '/', got {split!r}")
         step = self.current_step if step is None else check_step(step, "Monitor.eval")
+        inputs = expand_eval_inputs(inputs)  # torchmetrics Metric/MetricCollection objects -> their values
         count = self._event_counts["eval"]
         self._event_counts["eval"] = count + 1
         direct = {k: v for k, v in inputs.items() if not is_deferred(v) and is_scalar_like(v)}
@@ -322,6 +327,10 @@ class Monitor:
         for name, value in captured.items():  # arrays/tensors: copied at this step
             captured[name] = _captured(value)
         writer.put(("log", step, time.time(), split, captured))
+
+    def is_due(self, step: int) -> bool:
+        """Whether ``step(step)`` would run any metric: lets a caller gather costly inputs only then."""
+        return step >= self._next_due
 
     @property
     def current_step(self) -> int:
