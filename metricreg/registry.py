@@ -12,7 +12,7 @@ import difflib
 import inspect
 import linecache
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -262,6 +262,15 @@ def _with_overrides(metric: Metric, override: Any, plugin: str) -> Metric:
             if isinstance(metric.health, Health) or metric.health is None:
                 base = metric.health or Health()
                 changes["health"] = dataclasses.replace(base, **override.health)
+            elif override.health and all(isinstance(v, Mapping) for v in override.health.values()):
+                # {"member": {field: value}}: retune single family members.
+                table = dict(metric.health)
+                unknown = sorted(set(override.health) - set(table))
+                if unknown:
+                    raise SpecError(f"no family member named {unknown} (members with rules: {sorted(table)})")
+                for member, fields in override.health.items():
+                    table[member] = dataclasses.replace(table[member], **fields)
+                changes["health"] = table
             else:
                 changes["health"] = {k: dataclasses.replace(h, **override.health) for k, h in metric.health.items()}
         except (TypeError, SpecError) as exc:

@@ -62,7 +62,7 @@ _REMEDY_COMPLETE = (
 # already have RankMe/min(n, d) ≈ 0.4 and a mean cosine ≈ 0.7, and healthy SSL runs lose much
 # of their initial rank. So the spread (std) and the scale (norm) are judged against the run's
 # own best value (a *fall*), absolute floors are kept only for states that are collapse whatever
-# the model (RankMe near 1, std·√d below 0.05), and the rank ratios are informational
+# the model (RankMe near 1, std·√d below 0.01), and the rank ratios are informational
 # (docs/metrics.md has the calibration runs).
 HEALTH: dict[str, Health] = {
     "rankme": Health(
@@ -102,14 +102,14 @@ HEALTH: dict[str, Health] = {
         category="collapse",
         baseline="best",
         critical_below_frac=0.25,
-        critical_below=0.05,
+        critical_below=0.01,
         direction="higher_is_better",
         title="std of normalised embeddings × √d",
         description="Mean per-channel std of L2-normalised embeddings times √d (SimSiam): 1 when isotropic, "
         "→ 0 when all embeddings point the same way. Its healthy level depends on the architecture "
         "(0.55 for ReLU features at initialisation, 0.13–0.4 for DINO-style features), so it is judged "
-        "as a fall: critical below 0.25× the run's best, or below 0.05 whatever the best (mean cosine "
-        "above 0.9975). Blind to dimensional collapse.",
+        "as a fall: critical below 0.25× the run's best, or below 0.01 whatever the best (mean cosine "
+        "above 0.9999). Blind to dimensional collapse.",
         remedy=_REMEDY_COMPLETE,
     ),
     "mean_cos": Health(

@@ -100,3 +100,17 @@ def test_registering_a_non_metric(tmp_path):
 
     with pytest.raises(mr.RegistrationError, match="Wrong.*expected a metricreg.Metric"):
         start(tmp_path, Wrong())
+
+
+def test_config_retunes_one_family_member_and_names_unknown_members():
+    from metricreg.config import ConfigError, load_config
+    from metricreg.plugins import get_plugin_manager
+    from metricreg.registry import collect
+
+    pm = get_plugin_manager()
+    registry = collect(pm, load_config({"stability/spikes": {"health": {"detected": {"warn_above": 0.5}}}}))
+    spikes = next(r.metric for r in registry.metrics if r.metric.name == "stability/spikes")
+    assert spikes.health["detected"].warn_above == 0.5
+    assert spikes.health["rate"].warn_above == 0.25  # the other members keep their rules
+    with pytest.raises(ConfigError, match=r"stability/spikes.*no family member named \['detcted'\]"):
+        collect(pm, load_config({"stability/spikes": {"health": {"detcted": {"warn_above": 0.5}}}}))
