@@ -21,7 +21,10 @@ CUDA tensors: ``torch.linalg.eigvalsh`` checks its LAPACK ``info`` with a device
 read, which is a synchronisation (it fails under ``torch.cuda.set_sync_debug_mode("error")``).
 For those tensors the Gram matrix is formed on the GPU, copied to pinned host memory
 with a non-blocking copy, and the eigenvalues are computed on the host when the writer
-thread converts the result: see :class:`HostJob` and :class:`Deferred`.
+thread converts the result: see :class:`HostJob` and :class:`Deferred`. The collapse family
+goes further for host data (numpy, torch CPU) and for JAX without x64: the training thread
+copies the rows (:func:`host_snapshot`) and the writer thread does all the float64 work
+(:func:`host_route`).
 """
 
 from __future__ import annotations
@@ -334,6 +337,47 @@ def entropy_rank(s: Any, xp: Any | None = None, eps: float = RANKME_EPS) -> Any:
 def needs_host_eig(x: Any) -> bool:
     """True for torch tensors off the CPU: their eigensolver would synchronise the device."""
     return is_torch(x) and x.device.type != "cpu"
+
+
+def host_route(x: Any) -> bool:
+    """True when a spectrum of ``x`` is best computed entirely on the writer thread, in numpy float64.
+
+    numpy arrays and torch CPU tensors: the data is already in host memory, so the O(n·d²)
+    Gram product and the eigensolves can leave the training thread for the price of an O(n·d)
+    copy. JAX arrays without ``jax_enable_x64``: JAX has no float64 there, and a float32 Gram
+    matrix squares the condition number (small singular values off by tens of percent at
+    collapse), so the host's float64 is the only accurate route.
+    """
+    if isinstance(x, np.ndarray):
+        return True
+    if is_torch(x):
+        return x.device.type == "cpu"
+    if "jax" in sys.modules and aac.is_jax_array(x):
+        return not sys.modules["jax"].config.read("jax_enable_x64")
+    return False
+
+
+def host_snapshot(x: Any, fresh: bool = False) -> Any:
+    """The value of ``x`` now, safe to read later on another thread (for :class:`HostJob`).
+
+    numpy arrays and torch CPU tensors are copied (O(n·d), far cheaper than the O(n·d²) work
+    it moves off the training thread): the caller may update them in place after the step,
+    and the value written must be the value at its step. ``fresh=True`` says ``x`` is a new
+    buffer that nobody else holds (a row sub-sample), so no copy is needed. JAX arrays are
+    immutable and are returned as they are.
+    """
+    if isinstance(x, np.ndarray):
+        return x if fresh else x.copy()
+    if "jax" in sys.modules and aac.is_jax_array(x):
+        return x
+    if is_torch(x) and x.device.type == "cpu":
+        torch = sys.modules["torch"]
+        x = x.detach()
+        if x.dtype not in (torch.float32, torch.float64):
+            return x.to(torch.float64).numpy()  # the cast is the copy
+        view = x.resolve_conj().resolve_neg().numpy()
+        return view if fresh else view.copy()
+    raise TypeError(f"host_snapshot: expected a numpy array, a torch CPU tensor or a JAX array, got {type(x).__name__}")
 
 
 def spectrum(z: Any, center: bool = False, max_rows: int | None = MAX_ROWS) -> Any:
