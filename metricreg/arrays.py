@@ -81,12 +81,24 @@ def is_array(x: object) -> bool:
     return aac.is_array_api_obj(x)
 
 
+_NAMESPACES: dict[tuple[type, ...], Any] = {}
+
+
 def namespace(*xs: object) -> Any:
-    """The array namespace of the arrays among ``xs`` (numpy's when there are none)."""
+    """The array namespace of the arrays among ``xs`` (numpy's when there are none).
+
+    Cached by the arguments' types (array_api_compat's lookup costs microseconds and every
+    built-in metric asks several times per due step; the answer depends on the types alone).
+    """
+    key = tuple(map(type, xs))
+    hit = _NAMESPACES.get(key)
+    if hit is not None:
+        return hit
     arrays = [x for x in xs if is_array(x)]
-    if not arrays:
-        return aac.array_namespace(np.empty(0))
-    return aac.array_namespace(*arrays)
+    ns = aac.array_namespace(*arrays) if arrays else aac.array_namespace(np.empty(0))
+    if len(_NAMESPACES) < 256:
+        _NAMESPACES[key] = ns
+    return ns
 
 
 def device_of(x: Any) -> Any:
@@ -94,7 +106,8 @@ def device_of(x: Any) -> Any:
 
 
 def is_torch(x: object) -> bool:
-    return "torch" in sys.modules and aac.is_torch_array(x)
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def detach(x: Any) -> Any:
