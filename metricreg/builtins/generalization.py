@@ -95,7 +95,7 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
         raw = inputs.peek(name)
         if raw is None or not A.is_scalar_like(raw):
             continue
-        v = _value(raw)
+        v = _value(A.host_scalar(raw))  # CPU scalars: float sums, not torch kernels
         for window in windows.values():
             acc = window.get(name)
             if acc is None:

@@ -51,11 +51,17 @@ TREND_WINDOW = 20
 
 def scalar_loss(loss: Any) -> Any:
     """A loss as a detached 0-d float array (the mean if it is per-sample), or a numpy float."""
+    loss = A.host_scalar(loss)  # CPU scalars: numpy float arithmetic, not torch kernels
     if A.is_array(loss) and not isinstance(loss, np.generic):
         xp = A.namespace(loss)
         loss = A.to_float(A.detach(loss), xp)
         return xp.mean(loss) if loss.ndim else loss
     return np.float64(loss)
+
+
+# CPU losses arrive as numpy floats (A.host_scalar): NaN/Inf are results here, as they are on
+# torch, so numpy's "invalid value" / "divide by zero" warnings are silenced in these functions.
+_QUIET = np.errstate(all="ignore")
 
 
 def _ns(x: Any) -> Any:
@@ -77,6 +83,7 @@ def nonfinite_grads(grad_norm: Any) -> Any:
     return _indicator_nonfinite(scalar_loss(grad_norm))
 
 
+@_QUIET
 def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     """Lightning-style spike detection on the sampled loss (see the module docstring)."""
     state = {} if state is None else state
@@ -114,6 +121,7 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     return out
 
 
+@_QUIET
 def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
     state = {} if state is None else state
@@ -136,6 +144,7 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
+@_QUIET
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
@@ -154,6 +163,7 @@ def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     return bad
 
 
+@_QUIET
 def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
     state = {} if state is None else state
