@@ -69,6 +69,8 @@ def _ns(x: Any) -> Any:
 
 
 def _indicator_nonfinite(x: Any) -> Any:
+    if isinstance(x, np.generic):  # a host float: no ufunc round trip
+        return np.float64(0.0 if math.isfinite(x) else 1.0)
     xp = _ns(x)
     return xp.astype(xp.logical_not(xp.isfinite(x)), x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32)
 
@@ -88,6 +90,8 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     """Lightning-style spike detection on the sampled loss (see the module docstring)."""
     state = {} if state is None else state
     value = scalar_loss(loss)
+    if isinstance(value, np.generic):
+        return _spikes_host(value, state)
     xp = _ns(value)
     finite = xp.isfinite(value)
     window: list = state.setdefault("window", [])
@@ -113,6 +117,40 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     flags: list = state.setdefault("flags", [])
     flags.append(flag)
     total = state.get("flag_sum", 0.0) + flag  # running sum: no growing shapes (JAX compiles per shape)
+    if len(flags) > SPIKE_RATE_WINDOW:
+        total = total - flags.pop(0)
+    state["flag_sum"] = total
+    out["detected"] = flag
+    out["rate"] = total / float(len(flags))
+    return out
+
+
+def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
+    """spikes() for a host float: the same rule in scalar arithmetic (numpy float semantics).
+
+    A CPU loss is read as a float (A.host_scalar); running the array version on it costs a
+    dozen numpy ufunc calls, which are cold after a training step (~150 us a due step). A test
+    keeps the two versions equal (tests/builtins/test_stability_host.py).
+    """
+    finite = math.isfinite(value)
+    window: list = state.setdefault("window", [])
+    out: dict[str, Any] = {}
+    if len(window) >= SPIKE_WINDOW:
+        ok = [w for w in window[-SPIKE_WINDOW:] if math.isfinite(w)]
+        mean = np.float64(sum(ok) / len(ok)) if ok else np.float64(math.nan)
+        cond = value > window[-1] and abs(value - mean) >= SPIKE_RTOL * abs(mean)
+        if SPIKE_ATOL is not None:
+            cond = cond and abs(value - mean) >= abs(SPIKE_ATOL)
+        spike = cond or not finite
+        out["ratio"] = value / mean
+    else:
+        spike = not finite  # warm-up: only non-finite values count
+    flag = np.float64(1.0 if spike else 0.0)
+    window.append(value)
+    del window[:-SPIKE_WINDOW]
+    flags: list = state.setdefault("flags", [])
+    flags.append(flag)
+    total = state.get("flag_sum", 0.0) + flag
     if len(flags) > SPIKE_RATE_WINDOW:
         total = total - flags.pop(0)
     state["flag_sum"] = total
