@@ -79,9 +79,23 @@ _TINY = 1e-30
 # --------------------------------------------------------------------------- namespaces
 
 
+_ARRAY_TYPES: dict[type, bool] = {}
+
+
 def is_array(x: object) -> bool:
-    """True for numpy arrays and scalars, torch tensors, JAX arrays (any array API object)."""
-    return aac.is_array_api_obj(x)
+    """True for numpy arrays and scalars, torch tensors, JAX arrays (any array API object).
+
+    Cached by type: array_api_compat's test ends in ``hasattr(x, "__array_namespace__")``,
+    which for an ``nn.Module`` or an optimizer raises and catches an AttributeError (µs each,
+    and the gap accumulation asks it of every input at every due step).
+    """
+    kind = type(x)
+    hit = _ARRAY_TYPES.get(kind)
+    if hit is None:
+        hit = aac.is_array_api_obj(x)
+        if len(_ARRAY_TYPES) < 256:
+            _ARRAY_TYPES[kind] = hit
+    return hit
 
 
 _NAMESPACES: dict[tuple[type, ...], Any] = {}
