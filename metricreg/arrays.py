@@ -298,10 +298,10 @@ def gram_matrices(z: Any, xp: Any | None = None) -> tuple[Any, Any, Any]:
     zeros (callers turn their results into NaN with it).
     """
     xp = xp or namespace(z)
-    z = to_float(z, xp)
-    view = _cpu_view(z)
+    view = _cpu_view(detach(z))  # before any cast: numpy's float64 cast is ~3x torch's here
     if view is not None:
         return tuple(_like(a, z) for a in _gram_matrices_np(view))  # type: ignore[return-value]
+    z = to_float(z, xp)
     n, d = z.shape
     mu = xp.mean(z, axis=0, keepdims=True)  # (1, d)
     zc = z - mu
@@ -338,15 +338,16 @@ def _gram_matrices_np(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def uncentered_gram(z: Any, xp: Any | None = None) -> tuple[Any, Any]:
     """(ZᵀZ or ZZᵀ in float64, bad): the Gram matrix alone, one product (for RankMe only)."""
     xp = xp or namespace(z)
-    z = to_float(z, xp)
-    view = _cpu_view(z)
+    view = _cpu_view(detach(z))  # before any cast: numpy's float64 cast is ~3x torch's here
     if view is not None:
+        view = np.asarray(view, dtype=np.float64)
         n, d = view.shape
         g = view.T @ view if n >= d else view @ view.T  # numpy: SYRK
         bad = not np.isfinite(np.trace(g))
         if bad:
             g = np.zeros_like(g)
         return _like(g, z), _like(np.asarray(bad), z)
+    z = to_float(z, xp)
     n, d = z.shape
     zt = xp.matrix_transpose(z)
     g = zt @ z if n >= d else z @ zt
