@@ -92,10 +92,10 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
     for name in inputs.provided():
         if name in EXCLUDE:
             continue
-        raw = inputs.peek(name)
+        raw = A.host_scalar(inputs.peek(name))  # CPU scalars: float sums, not torch kernels
         if raw is None or not A.is_scalar_like(raw):
             continue
-        v = _value(A.host_scalar(raw))  # CPU scalars: float sums, not torch kernels
+        v = _value(raw)
         for window in windows.values():
             acc = window.get(name)
             if acc is None:

@@ -164,6 +164,8 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
     state = {} if state is None else state
     value = scalar_loss(loss)
+    if isinstance(value, np.generic):
+        return _plateau_host(value, step, state)
     xp = _ns(value)
     finite = xp.isfinite(value)
     w = PLATEAU_SMOOTHING
@@ -179,6 +181,24 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     elapsed = float(max(0, step - state["last_step"]))
     since = xp.where(improved, 0.0, state["since"] + elapsed)
     state.update(ema=ema, n=n, best=xp.where(improved, smoothed, state["best"]), since=since, last_step=step)
+    return since + 0.0 * value  # NaN loss -> NaN
+
+
+def _plateau_host(value: np.float64, step: int, state: dict) -> np.float64:
+    """plateau() for a host float: the same rule in scalar arithmetic (see _spikes_host)."""
+    w = PLATEAU_SMOOTHING
+    if "ema" not in state:
+        zero = np.float64(0.0)
+        state.update(ema=zero, n=zero, best=zero + math.inf, since=zero, last_step=step)
+    finite = math.isfinite(value)
+    ema = state["ema"] * w + (1.0 - w) * value if finite else state["ema"]
+    n = state["n"] + (1.0 if finite else 0.0)
+    smoothed = ema / max(1.0 - w**n, 1e-12)
+    best = state["best"]
+    improved = finite and (smoothed < best * (1.0 - PLATEAU_THRESHOLD) or math.isinf(best))
+    elapsed = float(max(0, step - state["last_step"]))
+    since = np.float64(0.0) if improved else state["since"] + elapsed
+    state.update(ema=ema, n=n, best=smoothed if improved else best, since=since, last_step=step)
     return since + 0.0 * value  # NaN loss -> NaN
 
 

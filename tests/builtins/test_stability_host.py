@@ -57,6 +57,25 @@ def test_float_route_equals_array_route(host):
             )
 
 
+@pytest.mark.parametrize("host", ["numpy", "torch"])
+def test_plateau_float_route_equals_array_route(host):
+    jnp = pytest.importorskip("jax.numpy")
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    else:
+        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    flat = [1.0] * 30  # a plateau after the descent: `since` must grow, then reset on the dip
+    losses = [*series()[:60], *flat, *[0.01] * 5, *flat[:5]]
+    got_state: dict = {}
+    ref_state: dict = {}
+    got = [value(S.plateau(convert(v), 50 * i, got_state)) for i, v in enumerate(losses)]
+    ref = [value(S.plateau(jnp.asarray(v), 50 * i, ref_state)) for i, v in enumerate(losses)]
+    assert max(ref) >= 1000 and 0.0 in ref[ref.index(max(ref)) :]  # grew, then reset by the dip
+    for step, (g, r) in enumerate(zip(got, ref, strict=True)):
+        assert (math.isnan(g) and math.isnan(r)) or g == pytest.approx(r, rel=1e-6), (step, g, r)
+
+
 @pytest.mark.parametrize("x", [0.5, math.nan, math.inf, -math.inf])
 def test_nonfinite_indicator_on_host_floats(x):
     torch = pytest.importorskip("torch")
