@@ -55,9 +55,11 @@ __all__ = [
     "host_scalar",
     "host_snapshot",
     "is_array",
+    "is_host_data",
     "is_scalar_like",
     "namespace",
     "needs_host_eig",
+    "on_writer",
     "row_indices",
     "singular_values_from_gram",
     "spectrum",
@@ -587,3 +589,21 @@ class Deferred:
 
 def deferred_family(job: HostJob, keys: Iterable[str]) -> dict[str, Deferred]:
     return {key: Deferred(job, key) for key in keys}
+
+
+def is_host_data(x: Any) -> bool:
+    """numpy arrays and torch CPU tensors: data a host job can snapshot with one copy."""
+    return isinstance(x, np.ndarray) or (is_torch(x) and x.device.type == "cpu")
+
+
+def on_writer(fn: Callable[..., Any], arrays: dict[str, Any], keys: Iterable[str] | None = None) -> Any:
+    """``fn(**arrays)`` computed by the writer thread on numpy copies taken now.
+
+    For array metrics on host data (:func:`is_host_data`): the training thread pays one copy
+    per array (the value at this step, whatever the loop does to its buffers afterwards)
+    instead of a chain of small kernels that run cold after each training step. Returns a
+    :class:`Deferred`, or a dict of them for ``keys`` (``fn`` then returns a dict; a key it
+    leaves out reads NaN).
+    """
+    job = HostJob({name: host_snapshot(a) for name, a in arrays.items()}, lambda h: fn(**h))
+    return deferred_family(job, keys) if keys is not None else Deferred(job)

@@ -44,8 +44,23 @@ def _normalize(xp: Any, x: Any) -> Any:
     return x / xp.clip(xp.linalg.vector_norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
+_COSINE_KEYS = ("mean", "std", "min", "max")
+
+
+def _host_pair(predictions: Any, targets: Any) -> bool:
+    return A.is_host_data(predictions) and A.is_host_data(targets)
+
+
 def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     """Row-wise cosine similarity statistics between predictions and targets."""
+    if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
+        if (predictions.shape[-1] if predictions.ndim > 1 else 1) < 2:
+            return None
+        return A.on_writer(_cosine, {"predictions": predictions, "targets": targets}, _COSINE_KEYS)
+    return _cosine(predictions, targets)
+
+
+def _cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     xp = A.namespace(predictions, targets)
     p, t = _rows(predictions, xp), _rows(targets, xp)
     if p.shape[1] < 2:
@@ -62,6 +77,12 @@ def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
 
 def nmse(predictions: Any, targets: Any) -> Any:
     """Σ‖p − t‖² / Σ‖t − t̄‖²: fraction of variance unexplained."""
+    if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
+        return A.on_writer(_nmse, {"predictions": predictions, "targets": targets})
+    return _nmse(predictions, targets)
+
+
+def _nmse(predictions: Any, targets: Any) -> Any:
     xp = A.namespace(predictions, targets)
     p, t = _rows(predictions, xp), _rows(targets, xp)
     err = xp.sum((p - t) ** 2)
