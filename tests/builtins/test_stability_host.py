@@ -1,8 +1,9 @@
 """CPU losses take a float route through the stability rules; it must give what the array route gives.
 
 A torch CPU tensor or numpy scalar is read as a float (metricreg.arrays.host_scalar) and the
-spike rule runs in scalar arithmetic; device arrays (here JAX, which host_scalar leaves alone)
-run the array version. Same series in, same flags, ratios and rates out, NaN and Inf included.
+spike and plateau rules run in scalar arithmetic; device arrays (here JAX, which host_scalar
+leaves alone) run the array version. Same series in, same flags, ratios, rates and step counts
+out, NaN and Inf included: a change to one version that is not made to the other fails here.
 """
 
 from __future__ import annotations
