@@ -47,14 +47,27 @@ def _normalize(xp: Any, x: Any) -> Any:
 _COSINE_KEYS = ("mean", "std", "min", "max")
 
 
+def _matrix_shape(x: Any) -> tuple[int, int]:
+    shape = tuple(x.shape)
+    return (math.prod(shape), 1) if len(shape) <= 1 else (math.prod(shape[:-1]), shape[-1])
+
+
 def _host_pair(predictions: Any, targets: Any) -> bool:
-    return A.is_host_data(predictions) and A.is_host_data(targets)
+    """Both on the host with matching rows: safe to hand to the writer thread.
+
+    Anything else (device arrays, or shapes that only broadcast or do not match) runs here,
+    so a bad pair still fails on the training thread with its error counted against the metric
+    rather than turning into a silent NaN in the host job.
+    """
+    return (
+        A.is_host_data(predictions) and A.is_host_data(targets) and _matrix_shape(predictions) == _matrix_shape(targets)
+    )
 
 
 def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     """Row-wise cosine similarity statistics between predictions and targets."""
     if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
-        if (predictions.shape[-1] if predictions.ndim > 1 else 1) < 2:
+        if _matrix_shape(predictions)[1] < 2:
             return None
         return A.on_writer(_cosine, {"predictions": predictions, "targets": targets}, _COSINE_KEYS)
     return _cosine(predictions, targets)

@@ -89,3 +89,11 @@ def test_cpu_predictions_are_the_values_at_their_step():
     tt.zero_()
     assert values(cos) == pytest.approx(expected_cos, rel=1e-12)
     assert value(err) == pytest.approx(expected_nmse, rel=1e-12)
+
+
+def test_mismatched_cpu_pair_still_fails_on_the_training_thread():
+    """A bad pair must raise where the Monitor counts it, not become a NaN on the writer thread."""
+    with pytest.raises(Exception):  # noqa: B017 - whatever the array library raises
+        R.cosine(np.ones((6, 4)), np.ones((6, 3)))
+    with pytest.raises(Exception):  # noqa: B017
+        R.nmse(np.ones((6, 4)), np.ones((5, 4)))
