@@ -1,7 +1,8 @@
 """Training-loop overhead of a Monitor carrying the default built-in metrics.
 
 A small torch training loop (MLP 64 → 256 → 256 → 10 on synthetic data, batch 256, AdamW,
-gradient clipping) runs ``STEPS`` steps three ways, each best of ``--repeat``:
+gradient clipping) runs ``STEPS`` steps three ways, alternating within each of ``--repeat``
+repetitions so that a change in the machine's load hits all of them:
 
 * bare: no monitoring;
 * monitored: ``mon.step(...)`` every step with every input the built-ins use (loss, accuracy,
@@ -10,11 +11,19 @@ gradient clipping) runs ``STEPS`` steps three ways, each best of ``--repeat``:
 * monitored, nothing due: the same calls with every schedule pushed beyond the run (the
   hot-path cost alone).
 
-Prints per-step times and the ratio monitored / bare. Default schedules put most metrics at
-every 10-100 steps, so the ratio is dominated by the every-10 family (loss, lr, grad norm,
-clip fraction, spikes, non-finite checks, gap accumulation) and the every-100 collapse/EMA work.
+Two figures answer "what does monitoring cost?":
 
-Run: python benchmarks/bench_builtin_overhead.py [--steps N] [--threads N] [--repeat N]
+* **training-thread share**: CPU seconds the training thread spends inside ``mon.step``/``mon.eval``
+  (``time.thread_time`` around each call: robust to other processes taking the cores) divided by
+  the bare loop's CPU seconds in the same repetition, less the timer's own cost (calibrated). This is the cost the training
+  loop itself pays; work handed to the writer thread (event encoding, the collapse spectra on
+  CPU) is not in it. Target: ≤ 1%.
+* **loop ratio**: the monitored loop's wall time over the bare loop's, which also counts the
+  writer thread competing for the cores and the inputs built for the Monitor (accuracy).
+
+``--profile`` adds a table of what each metric costs per due step on the training thread.
+
+Run: python benchmarks/bench_builtin_overhead.py [--steps N] [--threads N] [--repeat N] [--profile]
 """
 
 from __future__ import annotations
@@ -49,11 +58,49 @@ def make(seed: int = 0):
     return model, opt, gen, w
 
 
-def train(steps: int, mon: mr.Monitor | None) -> float:
+class Timed:
+    """Wraps a Monitor so that the time spent inside ``step`` and ``eval`` is summed (``inside``)."""
+
+    def __init__(self, mon: mr.Monitor) -> None:
+        self.mon = mon
+        self.inside = 0.0
+        self.calls = 0
+
+    def step(self, *args, **kwargs) -> None:
+        start = time.thread_time()
+        self.mon.step(*args, **kwargs)
+        self.inside += time.thread_time() - start
+        self.calls += 1
+
+    def eval(self, *args, **kwargs) -> None:
+        start = time.thread_time()
+        self.mon.eval(*args, **kwargs)
+        self.inside += time.thread_time() - start
+        self.calls += 1
+
+    def flush(self) -> None:
+        self.mon.flush()
+
+
+class _Noop:
+    def step(self, *args, **kwargs) -> None:
+        pass
+
+
+def timer_bias(calls: int = 20_000) -> float:
+    """What ``Timed`` reads around a call that does nothing (``thread_time`` is a syscall, ~1-2 us)."""
+    timed = Timed(_Noop())  # type: ignore[arg-type]
+    for _ in range(calls):
+        timed.step()
+    return timed.inside / calls
+
+
+def train(steps: int, mon: mr.Monitor | Timed | None, cpu: list[float] | None = None) -> float:
+    """Wall seconds for ``steps`` steps; appends the training thread's CPU seconds to ``cpu``."""
     model, opt, gen, w = make()
     val_x = torch.randn(1024, 64, generator=gen)
     val_y = (val_x @ w).argmax(1)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.thread_time()
     for step in range(steps):
         x = torch.randn(256, 64, generator=gen)
         y = (x @ w).argmax(1)
@@ -86,9 +133,42 @@ def train(steps: int, mon: mr.Monitor | None) -> float:
                         loss=F.cross_entropy(val_logits, val_y),
                         accuracy=(val_logits.argmax(1) == val_y).float().mean(),
                     )
+    if cpu is not None:
+        cpu.append(time.thread_time() - start_cpu)
     if mon is not None:
         mon.flush()
     return time.perf_counter() - start
+
+
+def profile_metrics(steps: int) -> None:
+    """Per-metric training-thread cost (wraps Monitor._run_one, a private method: benchmark only)."""
+    from metricreg import monitor as monitor_module
+
+    cost: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    real = monitor_module.Monitor._run_one
+
+    def timed_run_one(self, compiled, *args, **kwargs):
+        start = time.thread_time()
+        real(self, compiled, *args, **kwargs)
+        cost[compiled.name] = cost.get(compiled.name, 0.0) + time.thread_time() - start
+        calls[compiled.name] = calls.get(compiled.name, 0) + 1
+
+    cpu: list[float] = []
+    for _ in range(2):
+        train(steps, None, cpu)
+    bare = min(cpu)
+    monitor_module.Monitor._run_one = timed_run_one
+    try:
+        with tempfile.TemporaryDirectory() as tmp, mr.Monitor(os.path.join(tmp, "profile")) as mon:
+            train(steps, mon)
+    finally:
+        monitor_module.Monitor._run_one = real
+    print(f"\nper metric, training-thread CPU time ({steps} steps; share of the bare loop's {bare * 1e3:.0f} ms):")
+    print(f"{'metric':34s} {'due':>5s} {'us/due step':>12s} {'share':>7s}")
+    for name, total in sorted(cost.items(), key=lambda kv: -kv[1]):
+        print(f"{name:34s} {calls[name]:5d} {total / calls[name] * 1e6:12.1f} {total / bare * 100:6.2f}%")
+    print(f"{'all metrics':34s} {'':5s} {'':12s} {sum(cost.values()) / bare * 100:6.2f}%")
 
 
 def main() -> None:
@@ -96,28 +176,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: stable timings)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also print the cost of each metric")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train(50, None)  # warm-up
+    bias = min(timer_bias() for _ in range(3))
 
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**6))
 
-        def monitored(config=None) -> float:
+        def monitored(config=None) -> tuple[float, float]:
             with mr.Monitor(os.path.join(tmp, f"run{next(counter)}"), config=config) as mon:
-                elapsed = train(args.steps, mon)
+                timed = Timed(mon)
+                elapsed = train(args.steps, timed)  # type: ignore[arg-type]
                 errors = mon.errors
             if errors:
                 raise SystemExit(f"metric errors: {errors}")
-            return elapsed
+            return elapsed, max(0.0, timed.inside - timed.calls * bias)
 
         # The three variants alternate within each repetition, so a change in the machine's load
-        # hits all of them; best-of-N per variant, and the median of the paired ratios.
-        bare, mon, idle = [], [], []
+        # hits all of them; best-of-N per variant, and medians of the paired figures.
+        bare, bare_cpu, mon, idle, share, idle_share = [], [], [], [], [], []
         for _ in range(args.repeat):
-            bare.append(train(args.steps, None))
-            mon.append(monitored())
-            idle.append(monitored({"*": {"every": 10**9}}))
+            bare.append(train(args.steps, None, bare_cpu))
+            elapsed, inside = monitored()
+            mon.append(elapsed)
+            share.append(inside / bare_cpu[-1])
+            elapsed, inside = monitored({"*": {"every": 10**9}})
+            idle.append(elapsed)
+            idle_share.append(inside / bare_cpu[-1])
         t_bare, t_mon, t_idle = min(bare), min(mon), min(idle)
         paired = statistics.median(m / b for m, b in zip(mon, bare, strict=True))
         with mr.Monitor(os.path.join(tmp, "count")) as counter_mon:
@@ -132,6 +219,17 @@ def main() -> None:
     print(f"monitored, nothing due      : {per(t_idle):7.3f} ms/step   ratio {t_idle / t_bare:5.3f}x")
     print(f"overhead per step (default) : {per(t_mon - t_bare) * 1e3:7.1f} us")
     print(f"median of paired ratios     : {paired:5.3f}x   (monitored / bare, same repetition)")
+    print(
+        f"training-thread share       : {statistics.median(share) * 100:5.2f}%   median "
+        f"(runs: {', '.join(f'{x * 100:.2f}' for x in share)}) of the bare loop, inside mon.step/eval; "
+        f"target <= 1%"
+    )
+    print(
+        f"  nothing due               : {statistics.median(idle_share) * 100:5.2f}%   "
+        f"(step 0, where everything is due once, the evals and the hot path; timer {bias * 1e6:.1f} us/call subtracted)"
+    )
+    if args.profile:
+        profile_metrics(args.steps)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ clamped at −12; collapsed directions form a separate lump far left.
 
 Route: rows capped at 25,600 (fixed pseudo-random selection), cast to float64, one Gram
 matrix (ZᵀZ or ZZᵀ, whichever is smaller) of the centered rows, the uncentered Gram by an
-exact low-rank correction, then ``eigvalsh``. Non-finite input gives NaN members. On torch
-CUDA the eigensolver runs on the host when the value is written (see metricreg.arrays).
+exact low-rank correction, then ``eigvalsh``. Non-finite input gives NaN members. Host data
+(numpy, torch CPU) and JAX without x64 are snapshotted on the training thread (an O(n·d) copy)
+and the whole family is computed in numpy float64 on the writer thread; on torch CUDA the Gram
+matrix is formed on the device and only the eigensolver runs on the host (see metricreg.arrays).
 """
 
 from __future__ import annotations
@@ -203,6 +205,11 @@ def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_row
     xp = A.namespace(z)
     zm = A.as_matrix(z, max_rows, xp)
     n, d = zm.shape
+    if A.host_route(zm):
+        result = _analyse_on_host(zm, n, d, fresh=max_rows is not None and math.prod(z.shape[:-1]) > max_rows)
+        if entries is not None:
+            entries[key] = result
+        return result
     zf = A.to_float(zm, xp)
     g, gc, bad = A.gram_matrices(zf, xp)
     out: dict[str, Any] = {}
@@ -237,6 +244,35 @@ def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_row
 
 
 ORDER = (*SPECTRAL[:4], "std", "mean_cos", "norm", *SPECTRAL[4:])
+
+
+def _family_on_host(z: np.ndarray, n: int, d: int) -> dict[str, Any]:
+    """Every member and the log spectrum from the (n, d) snapshot, in numpy float64 (writer thread)."""
+    z = np.asarray(z, dtype=np.float64)
+    g, gc, bad = A.gram_matrices(z, np)
+    if bool(bad):
+        res: dict[str, Any] = {m: math.nan for m in ORDER}
+        res["log_spectrum"] = np.full(max(1, min(n - 1, d)), np.nan)
+        return res
+    xp = A.namespace(z)
+    s = A.singular_values_from_gram(g, np)
+    sc = A.centered_spectrum_from_gram(gc, n, d, np)
+    res = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
+    res.update({m: float(v) for m, v in _direction_stats(xp, z).items()})
+    res["log_spectrum"] = _log_spectrum(np, sc)
+    return res
+
+
+def _analyse_on_host(zm: Any, n: int, d: int, fresh: bool) -> dict:
+    """The whole family as one host job: the training thread only snapshots the rows (O(n·d)).
+
+    The job runs when the writer thread converts the first member, so the Gram product and
+    both eigensolves leave the training loop. Used for numpy arrays and torch CPU tensors
+    (speed) and for JAX without x64 (accuracy: float64 exists only on the host there).
+    """
+    job = A.HostJob({"z": A.host_snapshot(zm, fresh)}, lambda h: _family_on_host(h["z"], n, d))
+    members = A.deferred_family(job, ORDER)
+    return {"members": members, "log_spectrum": A.Deferred(job, "log_spectrum"), "n": n, "d": d}
 
 
 def collapse(embeddings: Any, step: int = 0, shared: dict | None = None) -> dict[str, Any]:

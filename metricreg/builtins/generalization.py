@@ -98,7 +98,7 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
     for name in inputs.provided():
         if name in EXCLUDE:
             continue
-        raw = inputs.peek(name)
+        raw = A.host_scalar(inputs.peek(name))  # CPU scalars: float sums, not torch kernels
         if raw is None or not A.is_scalar_like(raw):
             continue
         v = _value(raw)

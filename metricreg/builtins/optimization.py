@@ -110,7 +110,7 @@ def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> A
     if grad_norm is None or max_norm is None:
         return None
     state = {} if state is None else state
-    gn = A.detach(grad_norm)
+    gn = A.host_scalar(A.detach(grad_norm))  # a CPU tensor becomes a float: no torch kernels
     if A.is_array(gn):
         xp = A.namespace(gn)
         # A non-finite norm counts as clipped in the window (it must not poison the running sum);

@@ -45,8 +45,36 @@ def _normalize(xp: Any, x: Any) -> Any:
     return x / xp.clip(xp.linalg.vector_norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
+_COSINE_KEYS = ("mean", "std", "min", "max")
+
+
+def _matrix_shape(x: Any) -> tuple[int, int]:
+    shape = tuple(x.shape)
+    return (math.prod(shape), 1) if len(shape) <= 1 else (math.prod(shape[:-1]), shape[-1])
+
+
+def _host_pair(predictions: Any, targets: Any) -> bool:
+    """Both on the host with matching rows: safe to hand to the writer thread.
+
+    Anything else (device arrays, or shapes that only broadcast or do not match) runs here,
+    so a bad pair still fails on the training thread with its error counted against the metric
+    rather than turning into a silent NaN in the host job.
+    """
+    return (
+        A.is_host_data(predictions) and A.is_host_data(targets) and _matrix_shape(predictions) == _matrix_shape(targets)
+    )
+
+
 def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     """Row-wise cosine similarity statistics between predictions and targets."""
+    if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
+        if _matrix_shape(predictions)[1] < 2:
+            return None
+        return A.on_writer(_cosine, {"predictions": predictions, "targets": targets}, _COSINE_KEYS)
+    return _cosine(predictions, targets)
+
+
+def _cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     xp = A.namespace(predictions, targets)
     p, t = _rows(predictions, xp), _rows(targets, xp)
     if p.shape[1] < 2:
@@ -63,6 +91,12 @@ def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
 
 def nmse(predictions: Any, targets: Any) -> Any:
     """Σ‖p − t‖² / Σ‖t − t̄‖²: fraction of variance unexplained."""
+    if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
+        return A.on_writer(_nmse, {"predictions": predictions, "targets": targets})
+    return _nmse(predictions, targets)
+
+
+def _nmse(predictions: Any, targets: Any) -> Any:
     xp = A.namespace(predictions, targets)
     p, t = _rows(predictions, xp), _rows(targets, xp)
     err = xp.sum((p - t) ** 2)

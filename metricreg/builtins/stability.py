@@ -62,6 +62,7 @@ TREND_WINDOW = 20
 
 def scalar_loss(loss: Any) -> Any:
     """A loss as a detached 0-d float array (the mean if it is per-sample), or a numpy float."""
+    loss = A.host_scalar(loss)  # CPU scalars: numpy float arithmetic, not torch kernels
     if A.is_array(loss) and not isinstance(loss, np.generic):
         xp = A.namespace(loss)
         loss = A.to_float(A.detach(loss), xp)
@@ -69,11 +70,18 @@ def scalar_loss(loss: Any) -> Any:
     return np.float64(loss)
 
 
+# CPU losses arrive as numpy floats (A.host_scalar): NaN/Inf are results here, as they are on
+# torch, so numpy's "invalid value" / "divide by zero" warnings are silenced in these functions.
+_QUIET = np.errstate(all="ignore")
+
+
 def _ns(x: Any) -> Any:
     return A.namespace(x)
 
 
 def _indicator_nonfinite(x: Any) -> Any:
+    if isinstance(x, np.generic):  # a host float: no ufunc round trip
+        return np.float64(0.0 if math.isfinite(x) else 1.0)
     xp = _ns(x)
     return xp.astype(xp.logical_not(xp.isfinite(x)), x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32)
 
@@ -88,10 +96,13 @@ def nonfinite_grads(grad_norm: Any) -> Any:
     return _indicator_nonfinite(scalar_loss(grad_norm))
 
 
+@_QUIET
 def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     """Lightning-style spike detection on the sampled loss (see the module docstring)."""
     state = {} if state is None else state
     value = scalar_loss(loss)
+    if isinstance(value, np.generic):
+        return _spikes_host(value, state)
     xp = _ns(value)
     finite = xp.isfinite(value)
     window: list = state.setdefault("window", [])
@@ -149,10 +160,61 @@ def _median_finite(xp: Any, samples: list, dtype: Any) -> Any:
     return xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
 
 
+def _initial_scale_host(value: float, state: dict) -> float | None:
+    """_initial_scale for host floats (the same lower median of the finite early samples)."""
+    early: list = state.setdefault("early", [])
+    if "scale" not in state and len(early) < PROGRESS_EARLY:
+        early.append(float(value))
+        if len(early) == PROGRESS_EARLY:
+            finite = sorted(v for v in early if math.isfinite(v))
+            state["scale"] = abs(finite[(len(finite) - 1) // 2]) if finite else math.inf
+    return state.get("scale")
+
+
+def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
+    """spikes() for a host float: the same rule in scalar arithmetic (numpy float semantics).
+
+    A CPU loss is read as a float (A.host_scalar); running the array version on it costs a
+    dozen numpy ufunc calls, which are cold after a training step (~150 us a due step). A test
+    keeps the two versions equal (tests/builtins/test_stability_host.py).
+    """
+    finite = math.isfinite(value)
+    window: list = state.setdefault("window", [])
+    scale = _initial_scale_host(value, state)
+    out: dict[str, Any] = {}
+    if len(window) >= SPIKE_WINDOW:
+        ok = [w for w in window[-SPIKE_WINDOW:] if math.isfinite(w)]
+        mean = np.float64(sum(ok) / len(ok)) if ok else np.float64(math.nan)
+        cond = value > window[-1] and abs(value - mean) >= SPIKE_RTOL * abs(mean)
+        if SPIKE_ATOL is not None:
+            cond = cond and abs(value - mean) >= abs(SPIKE_ATOL)
+        if scale is not None:
+            cond = cond and abs(value - mean) >= SPIKE_ATOL_FRAC * scale
+        spike = cond or not finite
+        out["ratio"] = value / mean
+    else:
+        spike = not finite  # warm-up: only non-finite values count
+    flag = np.float64(1.0 if spike else 0.0)
+    window.append(value)
+    del window[:-SPIKE_WINDOW]
+    flags: list = state.setdefault("flags", [])
+    flags.append(flag)
+    total = state.get("flag_sum", 0.0) + flag
+    if len(flags) > SPIKE_RATE_WINDOW:
+        total = total - flags.pop(0)
+    state["flag_sum"] = total
+    out["detected"] = flag
+    out["rate"] = total / float(len(flags))
+    return out
+
+
+@_QUIET
 def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
     state = {} if state is None else state
     value = scalar_loss(loss)
+    if isinstance(value, np.generic):
+        return _plateau_host(value, step, state)
     xp = _ns(value)
     finite = xp.isfinite(value)
     w = PLATEAU_SMOOTHING
@@ -233,6 +295,25 @@ def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
     return out or None
 
 
+def _plateau_host(value: np.float64, step: int, state: dict) -> np.float64:
+    """plateau() for a host float: the same rule in scalar arithmetic (see _spikes_host)."""
+    w = PLATEAU_SMOOTHING
+    if "ema" not in state:
+        zero = np.float64(0.0)
+        state.update(ema=zero, n=zero, best=zero + math.inf, since=zero, last_step=step)
+    finite = math.isfinite(value)
+    ema = state["ema"] * w + (1.0 - w) * value if finite else state["ema"]
+    n = state["n"] + (1.0 if finite else 0.0)
+    smoothed = ema / max(1.0 - w**n, 1e-12)
+    best = state["best"]
+    improved = finite and (smoothed < best * (1.0 - PLATEAU_THRESHOLD) or math.isinf(best))
+    elapsed = float(max(0, step - state["last_step"]))
+    since = np.float64(0.0) if improved else state["since"] + elapsed
+    state.update(ema=ema, n=n, best=smoothed if improved else best, since=since, last_step=step)
+    return since + 0.0 * value  # NaN loss -> NaN
+
+
+@_QUIET
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
@@ -251,6 +332,7 @@ def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     return bad
 
 
+@_QUIET
 def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
     state = {} if state is None else state
@@ -272,7 +354,7 @@ def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     for (_, v), x in zip(hist, xs, strict=True):
         term = v * ((x - x_mean) / sxx)
         slope = term if slope is None else slope + term
-        scale = xp.abs(v) if scale is None else scale + xp.abs(v)
+        scale = abs(v) if scale is None else scale + abs(v)  # __abs__: no namespace call per sample
     scale = scale / float(len(hist))
     return slope * 1000.0 / xp.clip(scale, 1e-30, None)
 

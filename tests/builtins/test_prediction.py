@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from metricreg import arrays as A
 from metricreg.builtins import prediction as R
 from tests.builtins.conftest import close, is_framework_array, value, values
 
@@ -15,7 +16,9 @@ def test_cosine_statistics_match_reference(fw):
     rng = np.random.default_rng(0)
     p, t = rng.standard_normal((4, 25, 8)), rng.standard_normal((4, 25, 8))
     got = R.cosine(fw.array(p), fw.array(t))
-    assert all(is_framework_array(v, fw) for v in got.values())
+    # CPU data (numpy, torch CPU) is copied and computed on the writer thread; device arrays stay put.
+    host = A.is_host_data(fw.array(p))
+    assert all(isinstance(v, A.Deferred) if host else is_framework_array(v, fw) for v in got.values())
     got = values(got)
     pf, tf = p.reshape(-1, 8), t.reshape(-1, 8)
     cos = (pf * tf).sum(1) / np.linalg.norm(pf, axis=1) / np.linalg.norm(tf, axis=1)
@@ -86,3 +89,26 @@ def test_psnr_of_a_grayscale_batch_is_the_mean_of_per_image_psnrs():
     # One H×W×3 image stays one image.
     one = rng.random((8, 8, 3))
     assert float(psnr(one + 0.01, one)) == pytest.approx(40.0, rel=1e-9)
+
+
+def test_cpu_predictions_are_the_values_at_their_step():
+    """The writer computes cosine/NMSE later: an in-place update after the step must not leak in."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    p, t = rng.standard_normal((64, 8)), rng.standard_normal((64, 8))
+    expected_cos = values(R.cosine(p.copy(), t.copy()))
+    expected_nmse = value(R.nmse(p.copy(), t.copy()))
+    tp, tt = torch.from_numpy(p.copy()), torch.from_numpy(t.copy())
+    cos, err = R.cosine(tp, tt), R.nmse(tp, tt)
+    tp.mul_(-3.0)  # the loop reuses its buffers before the writer thread gets to them
+    tt.zero_()
+    assert values(cos) == pytest.approx(expected_cos, rel=1e-12)
+    assert value(err) == pytest.approx(expected_nmse, rel=1e-12)
+
+
+def test_mismatched_cpu_pair_still_fails_on_the_training_thread():
+    """A bad pair must raise where the Monitor counts it, not become a NaN on the writer thread."""
+    with pytest.raises(Exception):  # noqa: B017 - whatever the array library raises
+        R.cosine(np.ones((6, 4)), np.ones((6, 3)))
+    with pytest.raises(Exception):  # noqa: B017
+        R.nmse(np.ones((6, 4)), np.ones((5, 4)))

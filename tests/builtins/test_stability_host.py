@@ -1,0 +1,86 @@
+"""CPU losses take a float route through the stability rules; it must give what the array route gives.
+
+A torch CPU tensor or numpy scalar is read as a float (metricreg.arrays.host_scalar) and the
+spike and plateau rules run in scalar arithmetic; device arrays (here JAX, which host_scalar
+leaves alone) run the array version. Same series in, same flags, ratios, rates and step counts
+out, NaN and Inf included: a change to one version that is not made to the other fails here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from metricreg import arrays as A
+from metricreg.builtins import stability as S
+from tests.builtins.conftest import value
+
+
+def series() -> list[float]:
+    rng = np.random.default_rng(0)
+    losses = list(2.0 * np.exp(-np.arange(150) / 60) + 0.05 * rng.random(150))
+    for i in range(5, 150, 7):
+        losses[i] *= 1.0 + 3.0 * rng.random()  # bumps of 1-4x: on both sides of the 2x rule
+    for i, v in ((30, 9.0), (31, 0.2), (64, 25.0), (80, math.nan), (81, math.inf), (95, 0.0), (96, 0.0)):
+        losses[i] = v  # spikes, a dip, a NaN, an Inf, zeros (0/0 ratios)
+    return [float(np.float32(v)) for v in losses]  # exactly representable in float32 (JAX without x64)
+
+
+def run(convert) -> list[dict[str, float]]:
+    state: dict = {}
+    return [{k: value(v) for k, v in S.spikes(convert(v), state).items()} for v in series()]
+
+
+@pytest.mark.parametrize("host", ["python", "numpy", "torch"])
+def test_float_route_equals_array_route(host):
+    jnp = pytest.importorskip("jax.numpy")
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    elif host == "numpy":
+        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    else:
+        convert = float
+    assert isinstance(S.scalar_loss(convert(1.0)), np.generic)  # the float route is the one taken
+    assert not isinstance(S.scalar_loss(jnp.asarray(1.0)), np.generic)
+    got, ref = run(convert), run(jnp.asarray)
+    assert sum(r["detected"] for r in ref) >= 3  # the series does exercise the rule
+    for step, (g, r) in enumerate(zip(got, ref, strict=True)):
+        assert g.keys() == r.keys(), step
+        for key in r:
+            assert (math.isnan(g[key]) and math.isnan(r[key])) or g[key] == pytest.approx(r[key], rel=1e-6), (
+                step,
+                key,
+                g[key],
+                r[key],
+            )
+
+
+@pytest.mark.parametrize("host", ["numpy", "torch"])
+def test_plateau_float_route_equals_array_route(host):
+    jnp = pytest.importorskip("jax.numpy")
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    else:
+        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    flat = [1.0] * 30  # a plateau after the descent: `since` must grow, then reset on the dip
+    losses = [*series()[:60], *flat, *[0.01] * 5, *flat[:5]]
+    got_state: dict = {}
+    ref_state: dict = {}
+    got = [value(S.plateau(convert(v), 50 * i, got_state)) for i, v in enumerate(losses)]
+    ref = [value(S.plateau(jnp.asarray(v), 50 * i, ref_state)) for i, v in enumerate(losses)]
+    assert max(ref) >= 1000 and 0.0 in ref[ref.index(max(ref)) :]  # grew, then reset by the dip
+    for step, (g, r) in enumerate(zip(got, ref, strict=True)):
+        assert (math.isnan(g) and math.isnan(r)) or g == pytest.approx(r, rel=1e-6), (step, g, r)
+
+
+@pytest.mark.parametrize("x", [0.5, math.nan, math.inf, -math.inf])
+def test_nonfinite_indicator_on_host_floats(x):
+    torch = pytest.importorskip("torch")
+    expected = 0.0 if math.isfinite(x) else 1.0
+    assert value(S.nonfinite_loss(torch.tensor(x))) == expected
+    assert value(S.nonfinite_grads(np.float32(x))) == expected
+    assert A.host_scalar(torch.tensor([x])) == pytest.approx(x, nan_ok=True)
