@@ -282,7 +282,18 @@ function xTick(spec: ChartSpec): ((v: number) => string) | null {
   return formatStep;
 }
 
-function buildOptions(spec: ChartSpec, theme: ChartTheme, width: number, readout: HTMLElement): uPlot.Options {
+/** Mark the chart element while the x axis is zoomed in (`data-zoomed`): a DOM write, no layout read. */
+function zoomHook(el: HTMLElement): (u: uPlot, key: string) => void {
+  return (u, key) => {
+    if (key !== "x") return;
+    const xs = u.data[0];
+    const { min, max } = u.scales.x;
+    const zoomed = xs.length > 0 && min != null && max != null && (min > xs[0] || max < xs[xs.length - 1]);
+    if ((el.dataset.zoomed === "1") !== zoomed) el.dataset.zoomed = zoomed ? "1" : "0";
+  };
+}
+
+function buildOptions(spec: ChartSpec, theme: ChartTheme, width: number, readout: HTMLElement, el: HTMLElement): uPlot.Options {
   const axis = (size?: number): uPlot.Axis => ({
     stroke: theme.axis,
     grid: { stroke: theme.grid, width: 1 },
@@ -312,7 +323,7 @@ function buildOptions(spec: ChartSpec, theme: ChartTheme, width: number, readout
       { ...axis(56), values: (_u, splits) => splits.map((v) => (v == null ? "" : formatNumber(v))) },
     ],
     series,
-    hooks: { drawAxes: [bandsHook(spec, theme)], setCursor: [readoutHook(spec, readout)] },
+    hooks: { drawAxes: [bandsHook(spec, theme)], setCursor: [readoutHook(spec, readout)], setScale: [zoomHook(el)] },
   };
 }
 
@@ -334,6 +345,7 @@ export function createChart(el: HTMLElement, spec: ChartSpec, theme: ChartTheme 
   const build = (s: ChartSpec): ChartData => buildChartData(s.runs, s.smoothing, s.logScale, s.xAxis ?? "step", !!s.align);
   let current = build(spec);
   el.dataset.points = String(current.points);
+  el.dataset.xAxis = spec.align ? "aligned" : (spec.xAxis ?? "step");
   el.replaceChildren();
 
   const note = (text: string): ChartHandle => {
@@ -356,7 +368,7 @@ export function createChart(el: HTMLElement, spec: ChartSpec, theme: ChartTheme 
   el.append(plotHolder, readout);
 
   let lastWidth = Math.max(MIN_WIDTH, Math.floor(width) || FALLBACK_WIDTH);
-  let plot: uPlot | null = new UPlot(buildOptions(spec, theme, lastWidth, readout), current.data, plotHolder);
+  let plot: uPlot | null = new UPlot(buildOptions(spec, theme, lastWidth, readout, el), current.data, plotHolder);
 
   let observer: ResizeObserver | null = null;
   if (typeof ResizeObserver !== "undefined") {

@@ -32,7 +32,9 @@ export class ChartScheduler {
 
   constructor(win: Window | null) {
     const IO = (win as (Window & typeof globalThis) | null)?.IntersectionObserver;
-    this.io = IO ? new IO((entries) => this.onIntersect(entries), { rootMargin: MARGIN }) : null;
+    // root: our own document, so the margin applies to the iframe's viewport (with the implicit
+    // root, a same-origin iframe is clipped to its visible part and the margin is ignored).
+    this.io = IO && win ? new IO((entries) => this.onIntersect(entries), { root: win.document, rootMargin: MARGIN }) : null;
   }
 
   /** Charts currently drawn (for tests and the benchmark). */

@@ -106,7 +106,18 @@ section.category > details:not([open]) > summary h2::before { content: "\\25B8";
 .alerts-panel ul.alerts { max-height: 40vh; overflow-y: auto; }
 .alerts-panel #alerts-more { margin-top: 6px; }
 .alerts-panel #alerts-more[hidden] { display: none; }
-li.alert .message { margin-top: 2px; }
+li.alert .message { margin-top: 2px; overflow-wrap: anywhere; }
+.alerts-panel .remedy { max-height: 4.6em; overflow: auto; }
+/* Narrow windows (1024 px): category columns become coloured dots under vertical headers, so the
+   "Worst alert" column keeps a readable width. The badge text stays for screen readers/tests. */
+@media (max-width: 1279px) {
+  table.overview th.category { writing-mode: vertical-rl; transform: rotate(180deg); max-width: none; max-height: 9em;
+    padding: 6px 4px; font-size: 11px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; vertical-align: bottom; }
+  table.overview td.category { text-align: center; padding: 4px 2px; }
+  table.overview td.category .badge { min-width: 0; width: 14px; height: 14px; padding: 0; border-radius: 50%;
+    font-size: 0; line-height: 0; vertical-align: middle; }
+  table.overview th.run { max-width: 200px; }
+}
 .toolbar select { background: var(--mr-bg); color: var(--mr-fg); border: 1px solid var(--mr-border); border-radius: 4px; }
 .card { background: var(--mr-card); border: 1px solid var(--mr-border); border-radius: 6px; padding: 10px 12px; min-width: 0; }
 .card-warn { border-left: 3px solid var(--mr-warn); }
@@ -117,7 +128,8 @@ li.alert .message { margin-top: 2px; }
 .threshold { padding: 0 6px; border-radius: 3px; }
 .threshold-warn { background: var(--mr-band-warn); }
 .threshold-critical { background: var(--mr-band-critical); }
-.chart { min-height: 40px; width: 100%; }
+.chart { min-height: 244px; width: 100%; }
+.chart[data-points="0"] { min-height: 40px; }
 .chart .chart-note { color: var(--mr-muted); margin: 12px 0; }
 .readout { min-height: 1.5em; font-size: 11px; color: var(--mr-muted); display: flex; flex-wrap: wrap; gap: 2px 10px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }

@@ -55,7 +55,7 @@ function alertItem(doc: Document, a: Alert, onJump?: (a: Alert) => void): HTMLLI
     "li",
     {
       class: `alert alert-${a.level} ${a.active ? "active" : "resolved"}`,
-      data: { level: a.level, run: a.run, tag: a.tag, category: a.category, active: a.active ? "1" : "0" },
+      data: { level: a.level, run: a.run, tag: a.tag, category: a.category, active: a.active ? "1" : "0", firstStep: String(a.first_step) },
     },
     h(
       doc,
