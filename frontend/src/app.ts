@@ -46,6 +46,12 @@ export interface AppOptions {
 
 type LoadKind = "full" | "select";
 
+/** A User Timing mark, once per page (benchmarks read when the overview and the tab were ready). */
+function mark(name: string): void {
+  if (typeof performance === "undefined" || typeof performance.mark !== "function") return;
+  if (performance.getEntriesByName(name).length === 0) performance.mark(name);
+}
+
 const message = (e: unknown): string => (e instanceof ApiError || e instanceof Error ? e.message : String(e));
 
 export class HealthApp {
@@ -175,6 +181,7 @@ export class HealthApp {
 
   private setReady(ready: boolean): void {
     if (this.doc.body) this.doc.body.dataset.metricregReady = ready ? "1" : "0";
+    if (ready) mark("metricreg-ready");
   }
 
   private request(kind: LoadKind): Promise<void> {
@@ -295,6 +302,7 @@ export class HealthApp {
       this.noteEl.textContent = "";
       return;
     }
+    mark("metricreg-overview");
     this.overviewHost.replaceChildren(
       renderOverview(this.doc, bySeverity(data.runs), data.categories, {
         charted: new Set(charted),
@@ -433,12 +441,23 @@ export class HealthApp {
       if (!this.running) this.setReady(true);
     });
     // Smoothing is display only: re-smooth the charts in the browser, never refetch.
+    let frame = 0;
     const onSmoothing = (): void => {
       const w = clampSmoothing(parseFloat(c.smoothing.value));
       c.smoothingValue.textContent = w.toFixed(2);
       if (w === this.state.smoothing) return;
       this.update({ smoothing: w });
-      this.sections.setSmoothing(w);
+      // Dragging fires many input events: re-smooth at most once per frame, with the latest value.
+      const win = this.doc.defaultView;
+      if (!win || typeof win.requestAnimationFrame !== "function") {
+        this.sections.setSmoothing(w);
+        return;
+      }
+      if (frame) return;
+      frame = win.requestAnimationFrame(() => {
+        frame = 0;
+        this.sections.setSmoothing(this.state.smoothing);
+      });
     };
     c.smoothing.addEventListener("input", onSmoothing);
     c.smoothing.addEventListener("change", onSmoothing);
