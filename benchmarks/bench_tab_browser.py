@@ -87,21 +87,24 @@ def wait_loaded(base: str, runs: int, tags: int, steps: int, timeout: float) -> 
     return time.perf_counter() - began
 
 
-def _frames_max_long_task(page, own_frame: str | None = None) -> tuple[float, int]:
+def _frames_max_long_task(page, tab_only: bool = False) -> tuple[float, int]:
     """(longest task in ms, tasks over the limit) since the last reset.
 
-    ``own_frame`` None: every task on the page's thread (TensorBoard's included). A URL part
-    (``plugin_entry.html``): only tasks that frame's observer attributes to itself ("self").
+    Every task on the page's main thread (TensorBoard's own included), or with ``tab_only`` the
+    tasks attributed to the plugin iframe: "self" in its observer, "same-origin-descendant" in
+    TensorBoard's page (Long Tasks API attribution).
     """
     longest, over = 0.0, 0
     for frame in page.frames:
-        if own_frame is not None and own_frame not in frame.url:
-            continue
+        in_tab = "plugin_entry.html" in frame.url
         try:
             tasks = frame.evaluate("() => window.__longTasks || []")
         except Exception:  # a frame that went away
             continue
-        durations = [d for d, name in tasks if own_frame is None or name == "self"]
+        if tab_only:
+            durations = [d for d, name in tasks if (name == "self" if in_tab else "descendant" in name)]
+        else:
+            durations = [d for d, _ in tasks]
         if durations:
             longest = max(longest, max(durations))
             over = max(over, sum(1 for d in durations if d > LONG_TASK_LIMIT_MS))
@@ -156,11 +159,12 @@ def time_series_load(context, base: str) -> dict:
 
 
 def _wait_health_ready(frame, page) -> None:
+    """The ready flag, and every chart whose top is inside the viewport drawn."""
     page.wait_for_timeout(50)
     frame.locator(READY).wait_for(state="attached", timeout=300_000)
     frame.wait_for_function(
-        "() => { const c = document.querySelectorAll('div.chart');"
-        " return c.length === 0 || document.querySelectorAll('div.chart[data-drawn]').length > 0; }",
+        "() => Array.from(document.querySelectorAll('div.chart')).every(c => c.dataset.drawn"
+        " || c.offsetParent === null || c.getBoundingClientRect().top > window.innerHeight)",
         timeout=300_000,
     )
 
@@ -176,7 +180,7 @@ def health_load(context, base: str, runs: int, screenshot: str | None = None) ->
     _wait_health_ready(inner, page)
     ready = time.perf_counter() - began
     longest, over = _frames_max_long_task(page)
-    own_longest, own_over = _frames_max_long_task(page, "plugin_entry.html")
+    own_longest, own_over = _frames_max_long_task(page, tab_only=True)
     marks = inner.evaluate(
         "() => Object.fromEntries(['metricreg-overview', 'metricreg-ready'].map(n =>"
         " [n, (performance.getEntriesByName(n)[0] || {startTime: NaN}).startTime / 1000]))"
@@ -214,7 +218,8 @@ def health_interactions(page, runs: int) -> dict:
         _wait_health_ready(frame, page)
         page.wait_for_timeout(300)  # let lazily drawn charts finish
         out[f"{name}_s"] = time.perf_counter() - began
-        out[f"{name}_longest_task_ms"], out[f"{name}_tasks_over"] = _frames_max_long_task(page)
+        out[f"{name}_longest_task_ms"], out[f"{name}_tasks_over"] = _frames_max_long_task(page, tab_only=True)
+        out[f"{name}_page_longest_task_ms"], _ = _frames_max_long_task(page)
 
     def type_filter():
         box = frame.locator("input#run-filter")
@@ -354,9 +359,12 @@ def report(r: dict) -> bool:
         f"Health page: {h_w['nodes']} DOM nodes, {h_w['charts']} charts ({h_w['drawn']} drawn), "
         f"{h_w['alerts']} alert items, {h_w['height']} px tall"
     )
-    print(f"\n{'interaction':16}{'wall (s)':>10}{'longest task (ms)':>20}{'tasks > 100 ms':>16}")
+    print(f"\n{'interaction':16}{'wall (s)':>10}{'tab longest task':>18}{'> 100 ms':>10}{'page longest task':>19}")
     for name in ("filter", "unfilter", "smoothing", "log_scale", "live_update"):
-        print(f"{name:16}{it[name + '_s']:>10.2f}{it[name + '_longest_task_ms']:>20.0f}{it[name + '_tasks_over']:>16}")
+        print(
+            f"{name:16}{it[name + '_s']:>10.2f}{it[name + '_longest_task_ms']:>15.0f} ms{it[name + '_tasks_over']:>10}"
+            f"{it[name + '_page_longest_task_ms']:>16.0f} ms"
+        )
     print(
         f"live update: {it['live_update_requests']} requests, {it['live_update_304']} answered 304, "
         f"{it['live_update_bytes'] / 1e6:.2f} MB"
@@ -372,8 +380,8 @@ def report(r: dict) -> bool:
     checks = {
         "overview warm <= 1 s (from the tab's iframe start)": h_w["tab_overview_s"] <= 1.0,
         "overview warm <= Time Series ready cold": ratios["Health overview warm / Time Series ready cold"] <= 1.0,
-        "no long task > 100 ms of the tab in load/filter/smoothing/log scale/live update": max(
-            [h_w["tab_load_longest_task_ms"]] + [it[k] for k in it if k.endswith("_longest_task_ms")]
+        "no long task > 100 ms (tab's own in load; whole page in filter/smoothing/log scale/live update)": max(
+            [h_w["tab_load_longest_task_ms"]] + [it[k] for k in it if k.endswith("_page_longest_task_ms")]
         )
         <= LONG_TASK_LIMIT_MS,
     }

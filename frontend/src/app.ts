@@ -52,6 +52,9 @@ function mark(name: string): void {
   if (performance.getEntriesByName(name).length === 0) performance.mark(name);
 }
 
+/** A macrotask boundary: lets the browser paint and handle input between render slices. */
+const yieldToBrowser = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
 const message = (e: unknown): string => (e instanceof ApiError || e instanceof Error ? e.message : String(e));
 
 export class HealthApp {
@@ -84,6 +87,8 @@ export class HealthApp {
   private detailPrints = new Map<string, string | null>();
   private detailErrors = new Map<string, string>();
   private dataVersion = 0;
+  /** detail renders not finished yet (the ready flag waits for them) */
+  private rendersInFlight = 0;
   private renderedKey = "";
   private overviewKey = "";
 
@@ -205,7 +210,7 @@ export class HealthApp {
         this.showError(`Unexpected error: ${message(e)}`);
       }
     }
-    this.setReady(true);
+    if (!this.rendersInFlight) this.setReady(true);
   }
 
   private async load(kind: LoadKind): Promise<void> {
@@ -236,7 +241,7 @@ export class HealthApp {
     if (runs.runs.length === 0) {
       this.details = new Map();
       this.detailErrors = new Map();
-      this.rerenderDetails();
+      await this.rerenderDetails();
       this.setStatus(`Updated ${new Date().toLocaleTimeString()}.`);
       return;
     }
@@ -276,7 +281,7 @@ export class HealthApp {
     if (changed) this.dataVersion++;
     for (const run of charted) if (this.detailErrors.has(run) && !errors.has(run)) changed = true;
     this.detailErrors = errors;
-    if (this.renderedKey !== this.renderKey()) this.rerenderDetails();
+    if (this.renderedKey !== this.renderKey()) await this.rerenderDetails();
     this.setStatus(`Updated ${new Date().toLocaleTimeString()}.`);
   }
 
@@ -329,8 +334,21 @@ export class HealthApp {
     ]);
   }
 
-  /** Sections, alerts and errors from the cached details (no fetch); views are updated in place. */
-  private rerenderDetails(): void {
+  /**
+   * Sections, alerts and errors from the cached details (no fetch); views are updated in place,
+   * the cards in time slices (yielding to the browser between them).
+   */
+  private async rerenderDetails(): Promise<void> {
+    this.rendersInFlight++;
+    try {
+      await this.renderDetails();
+    } finally {
+      this.rendersInFlight--;
+    }
+    if (!this.rendersInFlight && !this.running) this.setReady(true);
+  }
+
+  private async renderDetails(): Promise<void> {
     this.renderedKey = this.renderKey();
     const data = this.runsData?.value;
     const selected = this.chartedRuns().filter((r) => this.details.has(r));
@@ -339,7 +357,8 @@ export class HealthApp {
     const categories = orderCategories(mergeCategories(data?.categories ?? [], detailCats));
     const allRuns = data?.runs.map((r) => r.run) ?? [];
     const win = this.doc.defaultView;
-    this.sections.render({
+    const rendering = this.sections.render(
+      {
       categories: data && data.runs.length ? categories : [],
       runs: selected,
       details,
@@ -350,7 +369,9 @@ export class HealthApp {
       xAxis: this.state.xAxis,
       align: this.state.align,
       tbRoot: win && win.parent !== win ? tensorboardRoot(win.location.href) : null,
-    });
+      },
+      yieldToBrowser,
+    );
 
     const alerts: Alert[] = selected.flatMap((r) => details.get(r)!.alerts);
     this.alerts.render(alerts, { onJump: (a) => this.jumpTo(a), showResolved: this.showResolved });
@@ -362,6 +383,7 @@ export class HealthApp {
     this.detailErrorsHost.replaceChildren(
       ...failed.map(([run, msg]) => h(this.doc, "p", { class: "detail-error small", data: { run } }, `Could not load run ${run}: ${msg}`)),
     );
+    await rendering;
   }
 
   private jumpTo(a: Alert): void {
@@ -380,7 +402,7 @@ export class HealthApp {
   private onTheme(t: Theme): void {
     this.theme = t;
     this.charts.setTheme(readChartTheme(this.root));
-    if (!this.running) this.rerenderDetails();
+    if (!this.running) void this.rerenderDetails();
   }
 
   private update(patch: Partial<ViewState>): void {
@@ -418,8 +440,7 @@ export class HealthApp {
       return;
     }
     this.setReady(false);
-    this.rerenderDetails();
-    this.setReady(true);
+    void this.rerenderDetails();
   }
 
   private wireControls(): void {
@@ -467,7 +488,7 @@ export class HealthApp {
     c.onlyFailing.addEventListener("change", () => this.setOnlyFailing(c.onlyFailing.checked));
     c.showResolved.addEventListener("change", () => {
       this.showResolved = c.showResolved.checked;
-      if (!this.running) this.rerenderDetails();
+      if (!this.running) void this.rerenderDetails();
     });
   }
 

@@ -22,6 +22,25 @@ interface Slot {
   stale: boolean;
 }
 
+/** Same data (by reference: unchanged runs keep their arrays) and same display settings. */
+export function sameSpec(a: ChartSpec, b: ChartSpec): boolean {
+  if (
+    a.tag !== b.tag ||
+    a.smoothing !== b.smoothing ||
+    a.logScale !== b.logScale ||
+    (a.xAxis ?? "step") !== (b.xAxis ?? "step") ||
+    !!a.align !== !!b.align ||
+    a.runs.length !== b.runs.length ||
+    JSON.stringify(a.thresholds) !== JSON.stringify(b.thresholds)
+  ) {
+    return false;
+  }
+  return a.runs.every((r, i) => {
+    const o = b.runs[i];
+    return r.run === o.run && r.color === o.color && r.steps === o.steps && r.values === o.values && r.wall_times === o.wall_times;
+  });
+}
+
 export class ChartScheduler {
   private readonly slots = new Map<Element, Slot>();
   private readonly queue = new Set<Slot>();
@@ -46,8 +65,9 @@ export class ChartScheduler {
 
   /** Track `el` with `spec`, or give a tracked one new data (kept in view, zoom kept). */
   set(el: HTMLElement, spec: ChartSpec): void {
-    el.dataset.points = String(countPoints(spec.runs, spec.logScale));
     let slot = this.slots.get(el);
+    if (slot && sameSpec(slot.spec, spec)) return; // nothing new: no redraw
+    el.dataset.points = String(countPoints(spec.runs, spec.logScale));
     if (!slot) {
       slot = { el, spec, handle: null, visible: !this.io, width: FALLBACK_WIDTH, stale: true };
       this.slots.set(el, slot);

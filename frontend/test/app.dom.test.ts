@@ -133,7 +133,8 @@ describe("Health tab (jsdom, fake routes)", () => {
     const log = document.getElementById("log-scale") as HTMLInputElement;
     log.checked = true;
     log.dispatchEvent(new Event("change"));
-    expect(document.body.dataset.metricregReady).toBe("1");
+    expect(document.body.dataset.metricregReady).toBe("0");
+    await waitFor(() => document.body.dataset.metricregReady === "1");
     // 15.9, 8, 0.06, 0.05, 0.04 are all positive: still 5 points on a log scale.
     expect((document.querySelector('div.chart[data-tag="train/collapse/effective_rank"]') as HTMLElement).dataset.points).toBe("5");
   });
@@ -148,6 +149,7 @@ describe("Health tab (jsdom, fake routes)", () => {
     expect(document.querySelector("div.chart")).toBe(chart);
     expect((document.querySelector('section[data-category="ema"] details') as HTMLDetailsElement).open).toBe(false);
     (document.getElementById("log-scale") as HTMLInputElement).click();
+    await waitFor(() => document.body.dataset.metricregReady === "1");
     expect(document.querySelector("div.chart")).toBe(chart);
   });
 

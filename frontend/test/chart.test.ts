@@ -74,3 +74,16 @@ describe("x axes", () => {
     expect(countPoints([{ ...run, values: [1, NaN, -1] }], true)).toBe(1);
   });
 });
+
+describe("chart specs", () => {
+  it("are the same when the data arrays and settings are (a live update without news redraws nothing)", async () => {
+    const { sameSpec } = await import("../src/lazy");
+    const steps = [0, 1];
+    const values = [1, 2];
+    const spec = { tag: "t", runs: [{ run: "a", color: "#000000", steps, values }], thresholds: none, smoothing: 0.6, logScale: false };
+    expect(sameSpec(spec, { ...spec, runs: [{ ...spec.runs[0] }] })).toBe(true);
+    expect(sameSpec(spec, { ...spec, runs: [{ ...spec.runs[0], values: [1, 2] }] })).toBe(false);
+    expect(sameSpec(spec, { ...spec, logScale: true })).toBe(false);
+    expect(sameSpec(spec, { ...spec, xAxis: "wall" })).toBe(false);
+  });
+});

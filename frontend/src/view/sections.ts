@@ -74,11 +74,24 @@ function categoryStatus(input: SectionsInput, category: string): Status {
 
 const failing = (s: Status): boolean => s === "warn" || s === "critical";
 
+/** What a card's text shows (not its chart): equal keys, no DOM work on a live update. */
+function textKey(group: TagGroup, input: SectionsInput): string {
+  return JSON.stringify([
+    input.tbRoot,
+    group.status,
+    group.series.map(({ run, series: s }) => [run, input.colors.get(run), s.status, s.last_step, s.last_value, s.title, s.description, s.remedy, s.thresholds]),
+  ]);
+}
+
+/** Yield to the browser between slices of rendering work (a task per slice). */
+export type Yield = () => Promise<void>;
+
 class CardView {
   readonly el: HTMLElement;
   readonly chartEl: HTMLElement;
   private readonly top: HTMLElement;
   private readonly bottom: HTMLElement;
+  private key = "";
 
   constructor(
     private readonly doc: Document,
@@ -115,6 +128,9 @@ class CardView {
       align: input.align,
     };
     charts.set(this.chartEl, spec);
+    const key = textKey(group, input);
+    if (key === this.key) return;
+    this.key = key;
 
     const parts = thresholdParts(withThresholds.thresholds);
     const thresholds = h(doc, "div", { class: "thresholds" });
@@ -189,7 +205,7 @@ class SectionView {
     this.el = h(doc, "section", { class: "category", data: { category: name } }, this.details);
   }
 
-  update(cat: CategoryInfo, input: SectionsInput, charts: ChartScheduler): void {
+  async update(cat: CategoryInfo, input: SectionsInput, charts: ChartScheduler, slice: Slicer): Promise<boolean> {
     const doc = this.doc;
     const groups = groupByTag(cat.name, input.runs, input.details);
     const status = categoryStatus(input, cat.name);
@@ -219,6 +235,7 @@ class SectionView {
       }
       card.update(g, input, charts);
       ordered.push(card.el);
+      if (!(await slice())) return false;
     }
     for (const [tag, card] of this.cards) {
       if (keep.has(tag)) continue;
@@ -232,6 +249,7 @@ class SectionView {
     while (this.grid.children.length > ordered.length) this.grid.lastElementChild!.remove();
     this.grid.hidden = !groups.length;
     this.empty.hidden = groups.length > 0;
+    return true;
   }
 
   destroy(charts: ChartScheduler): void {
@@ -240,9 +258,16 @@ class SectionView {
   }
 }
 
+/** Called after each card: yields when the slice's time budget is spent; false = superseded. */
+type Slicer = () => Promise<boolean>;
+
+/** Milliseconds of card rendering per task. */
+const SLICE_MS = 30;
+
 export class SectionsView {
   readonly el: HTMLElement;
   private readonly sections = new Map<string, SectionView>();
+  private generation = 0;
 
   constructor(
     private readonly doc: Document,
@@ -251,7 +276,22 @@ export class SectionsView {
     this.el = h(doc, "div", { id: "sections" });
   }
 
-  render(input: SectionsInput): void {
+  /**
+   * Bring the sections up to date, in slices of about SLICE_MS with `yieldTask` between them so
+   * no task grows with the number of cards. A newer render supersedes this one (it stops; false).
+   * Without `yieldTask` everything happens at once.
+   */
+  async render(input: SectionsInput, yieldTask?: Yield): Promise<boolean> {
+    const generation = ++this.generation;
+    const now = (): number => (typeof performance !== "undefined" ? performance.now() : Date.now());
+    let t0 = now();
+    const slice: Slicer = async () => {
+      if (yieldTask && now() - t0 > SLICE_MS) {
+        await yieldTask();
+        t0 = now();
+      }
+      return generation === this.generation;
+    };
     const keep = new Set<string>();
     const ordered: HTMLElement[] = [];
     for (const cat of input.categories) {
@@ -260,8 +300,10 @@ export class SectionsView {
       if (!section) {
         section = new SectionView(this.doc, cat.name);
         this.sections.set(cat.name, section);
+        // New sections go in at once (in order), so a long first render fills the page top down.
+        this.el.append(section.el);
       }
-      section.update(cat, input, this.charts);
+      if (!(await section.update(cat, input, this.charts, slice))) return false;
       ordered.push(section.el);
     }
     for (const [name, section] of this.sections) {
@@ -273,6 +315,7 @@ export class SectionsView {
       if (this.el.children[i] !== el) this.el.insertBefore(el, this.el.children[i] ?? null);
     });
     while (this.el.children.length > ordered.length) this.el.lastElementChild!.remove();
+    return true;
   }
 
   /** Open the card's section and scroll to the card; returns it (null when not charted). */
