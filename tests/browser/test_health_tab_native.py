@@ -237,8 +237,14 @@ def test_live_update_fetches_changed_runs_and_keeps_zoom_and_scroll(
         timeout=30,
         what="the new points of run q",
     )
+    # Hover the chart: the readout follows the cursor.
+    over = frame.locator(f"{card} .u-over").bounding_box()
+    page.mouse.move(over["x"] + over["width"] * 0.5, over["y"] + over["height"] / 2)
+    page.mouse.move(over["x"] + over["width"] * 0.52, over["y"] + over["height"] / 2)
+    readout = frame.locator(f"{card} .readout")
+    assert readout.inner_text().startswith("step ")
     mark = len(page.responses)
-    frame.locator("button#refresh").click()
+    frame.locator("button#refresh").press("Enter")  # the keyboard: the mouse stays on the chart
     page.wait_for_timeout(300)
     frame.locator(READY).wait_for(state="attached", timeout=30_000)
     frame.locator(f'{card} div.chart[data-points="{points + 30}"]').wait_for(state="attached", timeout=10_000)
@@ -246,6 +252,7 @@ def test_live_update_fetches_changed_runs_and_keeps_zoom_and_scroll(
     assert inner.evaluate(f"() => document.querySelector('{card} div.chart').__mark") == 1  # same chart
     assert chart.get_attribute("data-zoomed") == "1"  # zoom kept
     assert abs(inner.evaluate("() => window.scrollY") - scroll) < 2  # scroll kept
+    assert readout.inner_text().startswith("step ")  # hover kept (uPlot re-reads the cursor)
 
     # With the backend's ETag/fingerprint contract, unchanged runs are not sent again.
     after = [r for r in page.responses[mark:] if "/metricreg_health/run?" in r.url]
