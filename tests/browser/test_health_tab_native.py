@@ -381,6 +381,8 @@ def test_tensorboard_native(page, tensorboard_server, tmp_path, writers, artifac
     assert frame.locator(f"{card} ul.legend li").evaluate_all("lis => lis.map(l => l.dataset.run)") == ["seed_c"]
 
     # A link to the same tag (and run) in Time Series.
+    scalars = frame.locator(f"{card} a.scalars-link").get_attribute("href")
+    assert scalars.startswith(server.url) and "#scalars&tagFilter=" in scalars  # tf_storage's key
     link = frame.locator(f"{card} a.timeseries-link")
     assert link.get_attribute("target") == "_top"
     link.click()
