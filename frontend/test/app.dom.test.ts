@@ -240,6 +240,24 @@ describe("Health tab (jsdom, fake routes)", () => {
     }
   });
 
+  it("display changes in quick succession end in one consistent view", async () => {
+    await mount(["a", "b", "c"]);
+    const log = document.getElementById("log-scale") as HTMLInputElement;
+    const x = document.getElementById("x-axis") as HTMLSelectElement;
+    log.click();
+    x.value = "relative";
+    x.dispatchEvent(new Event("change"));
+    log.click();
+    x.value = "step";
+    x.dispatchEvent(new Event("change"));
+    await waitFor(() => document.body.dataset.metricregReady === "1");
+    const chart = document.querySelector('div.chart[data-tag="train/collapse/effective_rank"]') as HTMLElement;
+    expect(chart.dataset.xAxis).toBe("step");
+    expect(chart.dataset.points).toBe(String(3 * 5));
+    expect(document.querySelectorAll('div.card[data-tag="train/collapse/effective_rank"]')).toHaveLength(1);
+    expect(document.querySelectorAll("section[data-category]")).toHaveLength(4);
+  });
+
   it("shows the empty state when there are no runs", async () => {
     await mount([]);
     const empty = document.getElementById("empty-state")!;
