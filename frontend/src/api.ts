@@ -117,6 +117,8 @@ export function parseAlert(v: unknown, run = ""): Alert {
     description: str(a.description),
     remedy: str(a.remedy),
     message: str(a.message),
+    onset_value: a.onset_value === undefined ? null : parseNullableNumber(a.onset_value),
+    critical_step: intOrNull(a.critical_step),
   };
 }
 
@@ -168,11 +170,13 @@ function parseCategoryInfo(v: unknown): CategoryInfo | null {
 
 export function parseRunSummary(v: unknown): RunSummary {
   const r = isObject(v) ? v : {};
-  const cats: Record<string, Status> = {};
+  // Null prototype: a category named "__proto__" or "constructor" is just a key.
+  const cats = Object.create(null) as Record<string, Status>;
   if (isObject(r.categories)) {
     for (const [name, status] of Object.entries(r.categories)) cats[name] = parseStatus(status);
   }
   const run = str(r.run);
+  const unreadable = r.status === "unreadable" ? str(r.reason) || "unreadable" : null;
   return {
     run,
     status: parseStatus(r.status),
@@ -182,6 +186,8 @@ export function parseRunSummary(v: unknown): RunSummary {
     worst_alert: isObject(r.worst_alert) ? parseAlert(r.worst_alert, run) : null,
     alert_count: int(r.alert_count),
     error_count: int(r.error_count),
+    fingerprint: typeof r.fingerprint === "string" ? r.fingerprint : null,
+    unreadable,
   };
 }
 
@@ -232,28 +238,31 @@ export function parseRunDetail(v: unknown, runName = ""): RunDetail {
   };
 }
 
-/** The smoothing weight as a query value: two decimals, like the slider, in [0, 0.99]. */
-export function smoothingParam(w: number): string {
-  const clamped = Math.min(Math.max(Number.isFinite(w) ? w : 0, 0), 0.99);
-  return String(Math.round(clamped * 100) / 100);
-}
-
 /**
- * `smoothing` null: no parameter, so the backend evaluates each metric with its own rule's
- * smoothing (as live alerts and `metricreg report` do). A number: evaluate everything with it.
+ * The routes judge every series with its own rule's smoothing: display smoothing never changes a
+ * verdict, so the tab never sends `smoothing=` and never refetches when the slider moves.
  */
-export function runsUrl(smoothing: number | null): string {
-  return smoothing === null ? "./runs" : "./runs?" + new URLSearchParams({ smoothing: smoothingParam(smoothing) }).toString();
+export const RUNS_URL = "./runs";
+
+export function runUrl(run: string): string {
+  return "./run?" + new URLSearchParams({ run }).toString();
 }
 
-export function runUrl(run: string, smoothing: number | null): string {
-  const params = new URLSearchParams({ run });
-  if (smoothing !== null) params.set("smoothing", smoothingParam(smoothing));
-  return "./run?" + params.toString();
+/** A parsed body with the validator it came with (the ETag, or null when the server sent none). */
+export interface Versioned<T> {
+  value: T;
+  etag: string | null;
+  /** true when the server answered 304 and `value` is the previous one */
+  notModified: boolean;
 }
 
-async function getJson(fetchImpl: FetchLike, url: string, signal?: AbortSignal): Promise<unknown> {
-  const resp = await fetchImpl(url, { credentials: "same-origin", signal });
+async function getJson(fetchImpl: FetchLike, url: string, etag: string | null, signal?: AbortSignal): Promise<Versioned<unknown> | null> {
+  const headers: Record<string, string> = {};
+  if (etag) headers["If-None-Match"] = etag;
+  // no-store: the browser cache must not turn our 304 into a silent 200 (nor serve stale data).
+  const resp = await fetchImpl(url, { credentials: "same-origin", cache: "no-store", headers, signal });
+  const tag = typeof resp.headers?.get === "function" ? resp.headers.get("ETag") : null;
+  if (resp.status === 304) return null;
   if (!resp.ok) {
     let detail = "";
     try {
@@ -263,17 +272,43 @@ async function getJson(fetchImpl: FetchLike, url: string, signal?: AbortSignal):
     }
     throw new ApiError(url, resp.status, detail.trim());
   }
-  return resp.json();
+  return { value: await resp.json(), etag: tag, notModified: false };
+}
+
+function notModified<T>(url: string, prev: Versioned<T> | null): Versioned<T> {
+  if (!prev) throw new ApiError(url, 304, "Not Modified without a cached copy");
+  return { ...prev, notModified: true };
 }
 
 export class HealthApi {
   constructor(private readonly fetchImpl: FetchLike) {}
 
-  async runs(smoothing: number | null, signal?: AbortSignal): Promise<RunsResponse> {
-    return parseRunsResponse(await getJson(this.fetchImpl, runsUrl(smoothing), signal));
+  /** `./runs`; with `prev`, a conditional request that returns `prev` on 304. */
+  async runs(prev: Versioned<RunsResponse> | null = null, signal?: AbortSignal): Promise<Versioned<RunsResponse>> {
+    const got = await getJson(this.fetchImpl, RUNS_URL, prev?.etag ?? null, signal);
+    if (!got) return notModified(RUNS_URL, prev);
+    return { value: parseRunsResponse(got.value), etag: got.etag, notModified: false };
   }
 
-  async run(run: string, smoothing: number | null, signal?: AbortSignal): Promise<RunDetail> {
-    return parseRunDetail(await getJson(this.fetchImpl, runUrl(run, smoothing), signal), run);
+  /** `./run?run=R`; with `prev`, a conditional request that returns `prev` on 304. */
+  async run(run: string, prev: Versioned<RunDetail> | null = null, signal?: AbortSignal): Promise<Versioned<RunDetail>> {
+    const got = await getJson(this.fetchImpl, runUrl(run), prev?.etag ?? null, signal);
+    if (!got) return notModified(runUrl(run), prev);
+    return { value: parseRunDetail(got.value, run), etag: got.etag, notModified: false };
+  }
+
+  /**
+   * TensorBoard's own run list (`<tb>/data/runs`, two levels above the plugin's routes), in the
+   * order TensorBoard assigns its run colours. Null when unavailable (page opened elsewhere).
+   */
+  async tensorboardRuns(): Promise<string[] | null> {
+    try {
+      const resp = await this.fetchImpl("../../runs", { credentials: "same-origin" });
+      if (!resp.ok) return null;
+      const body: unknown = await resp.json();
+      return Array.isArray(body) ? body.filter((r): r is string => typeof r === "string") : null;
+    } catch {
+      return null;
+    }
   }
 }

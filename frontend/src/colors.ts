@@ -1,37 +1,57 @@
 /**
- * A stable colour per run name: the same run always gets the same colour, in every chart and on
- * every reload, independent of which other runs are shown. FNV-1a (32-bit) over UTF-16 code units.
+ * Run colours as TensorBoard draws them. TensorBoard keeps its run colours inside its own store
+ * (not exposed to plugin iframes), so the tab reproduces its rule: runs in the order of
+ * TensorBoard's run list (`/data/runs`) take its default palette in order (with the palette's
+ * dark-mode variants). TensorBoard repeats after 7 runs; here the next runs get generated colours
+ * (golden-angle hues, alternating lightness) so no two runs of one logdir share a colour.
  */
 
-/**
- * Distinct hues readable on light and dark backgrounds (after Paul Tol's "vibrant" and "muted"
- * schemes). Pure red, green and amber are left out: they mean critical / ok / warn here.
- */
-export const PALETTE: readonly string[] = [
-  "#0077bb",
-  "#ee7733",
-  "#33bbee",
-  "#ee3377",
-  "#009988",
-  "#aa4499",
-  "#999933",
-  "#882255",
-  "#6699cc",
-  "#cc6677",
-  "#997700",
+/** TensorBoard's default palette (webapp settings `colorPalette`, "Default"), in order. */
+export const TB_PALETTE: readonly { light: string; dark: string }[] = [
+  { light: "#425066", dark: "#8e98a3" },
+  { light: "#12b5cb", dark: "#12b5cb" },
+  { light: "#e52592", dark: "#e52592" },
+  { light: "#f9ab00", dark: "#f9ab00" },
+  { light: "#9334e6", dark: "#9334e6" },
+  { light: "#7cb342", dark: "#7cb342" },
+  { light: "#e8710a", dark: "#e8710a" },
 ];
 
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
+function hslToHex(h: number, s: number, l: number): string {
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number): string => {
+    const k = (n + h / 30) % 12;
+    const c = l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+    return Math.round(255 * c)
+      .toString(16)
+      .padStart(2, "0");
+  };
+  return `#${f(0)}${f(8)}${f(4)}`;
 }
 
-export function colorForRun(run: string): string {
-  return PALETTE[hashString(run) % PALETTE.length];
+/** The colour of the run at `index` in TensorBoard's run order. */
+export function colorAt(index: number, dark = false): string {
+  if (index < TB_PALETTE.length) return dark ? TB_PALETTE[index].dark : TB_PALETTE[index].light;
+  const k = index - TB_PALETTE.length;
+  const hue = (17 + k * 137.508) % 360;
+  const light = [0.42, 0.32, 0.52][k % 3] + (dark ? 0.18 : 0);
+  return hslToHex(hue, 0.7, Math.min(light, 0.78));
+}
+
+/**
+ * Colours for `runs`: by position in `order` (TensorBoard's run list) when a run is in it; runs it
+ * lacks follow in name order. The result depends only on the logdir, not on which runs are shown.
+ */
+export function assignColors(order: readonly string[] | null, runs: Iterable<string>, dark = false): Map<string, string> {
+  const position = new Map<string, number>();
+  for (const r of order ?? []) if (!position.has(r)) position.set(r, position.size);
+  const extra = Array.from(new Set(runs))
+    .filter((r) => !position.has(r))
+    .sort();
+  for (const r of extra) position.set(r, position.size);
+  const out = new Map<string, string>();
+  for (const r of runs) out.set(r, colorAt(position.get(r)!, dark));
+  return out;
 }
 
 /** "#rrggbb" + alpha → "rgba(r, g, b, a)". */
@@ -40,36 +60,4 @@ export function withAlpha(hex: string, alpha: number): string {
   if (!m) return hex;
   const [r, g, b] = [m[1], m[2], m[3]].map((x) => parseInt(x, 16));
   return `rgba(${r}, ${g}, ${b}, ${alpha})`;
-}
-
-/**
- * Colours for the runs shown together. Each run gets its own colorForRun() unless another run of
- * the set already holds it; then the next free palette slot (runs taken in name order, so the
- * result depends only on the set). Every chart of one render uses the same map.
- */
-export function assignColors(runs: Iterable<string>): Map<string, string> {
-  const names = Array.from(new Set(runs)).sort();
-  const taken = new Set<number>();
-  const out = new Map<string, string>();
-  // First pass: each palette slot goes to the first run (by name) whose own colour it is.
-  const wanted = names.map((n) => hashString(n) % PALETTE.length);
-  const owner = new Map<number, string>();
-  names.forEach((n, i) => {
-    if (!owner.has(wanted[i])) owner.set(wanted[i], n);
-  });
-  for (const [slot, n] of owner) {
-    taken.add(slot);
-    out.set(n, PALETTE[slot]);
-  }
-  // Second pass: the others probe for a free slot (wrapping when there are more runs than colours).
-  names.forEach((n, i) => {
-    if (out.has(n)) return;
-    let slot = wanted[i];
-    if (taken.size < PALETTE.length) {
-      while (taken.has(slot)) slot = (slot + 1) % PALETTE.length;
-      taken.add(slot);
-    }
-    out.set(n, PALETTE[slot]);
-  });
-  return out;
 }

@@ -79,3 +79,18 @@ export function worstStatus(statuses: Iterable<Status>): Status {
   for (const s of statuses) if (RANK[s] > RANK[best]) best = s;
   return best;
 }
+
+/** A duration in seconds as "45s", "12.5 min", "3.2 h" (relative-time axes). */
+export function formatDuration(sec: number | null | undefined): string {
+  if (sec === null || sec === undefined || !Number.isFinite(sec)) return "—";
+  const abs = Math.abs(sec);
+  if (abs < 120) return `${Number(sec.toPrecision(3))}s`;
+  if (abs < 7200) return `${Number((sec / 60).toPrecision(3))} min`;
+  return `${Number((sec / 3600).toPrecision(3))} h`;
+}
+
+/** A fraction of a run's length as "42%" (the aligned axis). */
+export function formatPercent(f: number | null | undefined): string {
+  if (f === null || f === undefined || !Number.isFinite(f)) return "—";
+  return `${Number((f * 100).toPrecision(3))}%`;
+}

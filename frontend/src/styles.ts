@@ -1,7 +1,8 @@
 /**
  * Styles: uPlot's stylesheet (bundled as text by esbuild) plus ours, injected in one <style>
  * element at render time (the plugin iframe's CSP allows inline styles but no CDN). Light and
- * dark themes via CSS variables and prefers-color-scheme (TensorBoard does not pass its theme).
+ * dark themes via CSS variables: `data-theme` on the document element follows TensorBoard's own
+ * dark-mode setting (theme.ts); without it, prefers-color-scheme.
  */
 import uplotCss from "uplot/dist/uPlot.min.css";
 
@@ -21,7 +22,7 @@ export const CSS = `
   color-scheme: light dark;
 }
 @media (prefers-color-scheme: dark) {
-  :root {
+  :root:not([data-theme="light"]) {
     --mr-bg: #202124; --mr-fg: #e8eaed; --mr-muted: #9aa0a6; --mr-border: #3c4043;
     --mr-card: #292a2d; --mr-head: #2d2e31; --mr-accent: #ffa726; --mr-code: #35363a;
     --mr-ok: #66bb6a; --mr-ok-fg: #102a12; --mr-warn: #ffca28; --mr-warn-fg: #212121;
@@ -31,6 +32,17 @@ export const CSS = `
     --mr-line-warn: rgba(255, 202, 40, 0.85); --mr-line-critical: rgba(239, 83, 80, 0.9);
   }
 }
+:root[data-theme="dark"] {
+  --mr-bg: #202124; --mr-fg: #e8eaed; --mr-muted: #9aa0a6; --mr-border: #3c4043;
+  --mr-card: #292a2d; --mr-head: #2d2e31; --mr-accent: #ffa726; --mr-code: #35363a;
+  --mr-ok: #66bb6a; --mr-ok-fg: #102a12; --mr-warn: #ffca28; --mr-warn-fg: #212121;
+  --mr-critical: #ef5350; --mr-critical-fg: #1f0a0a; --mr-none: #757575; --mr-none-fg: #ffffff;
+  --mr-axis: #bdc1c6; --mr-grid: rgba(255, 255, 255, 0.1);
+  --mr-band-warn: rgba(255, 202, 40, 0.16); --mr-band-critical: rgba(239, 83, 80, 0.18);
+  --mr-line-warn: rgba(255, 202, 40, 0.85); --mr-line-critical: rgba(239, 83, 80, 0.9);
+  color-scheme: dark;
+}
+:root[data-theme="light"] { color-scheme: light; }
 html, body { margin: 0; background: var(--mr-bg); color: var(--mr-fg); }
 #metricreg-health { font: 13px/1.45 Roboto, system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--mr-fg);
   background: var(--mr-bg); padding: 0 16px 32px; min-height: 100vh; box-sizing: border-box; }
@@ -45,7 +57,7 @@ html, body { margin: 0; background: var(--mr-bg); color: var(--mr-fg); }
 .toolbar { position: sticky; top: 0; z-index: 5; display: flex; flex-wrap: wrap; align-items: center; gap: 8px 16px;
   padding: 10px 0; background: var(--mr-bg); border-bottom: 1px solid var(--mr-border); }
 .toolbar .control { display: inline-flex; align-items: center; gap: 4px; white-space: nowrap; }
-.toolbar input[type="search"] { width: 220px; padding: 4px 8px; border: 1px solid var(--mr-border); border-radius: 4px;
+.toolbar input[type="search"] { width: 200px; max-width: 40vw; padding: 4px 8px; border: 1px solid var(--mr-border); border-radius: 4px;
   background: var(--mr-bg); color: var(--mr-fg); }
 .toolbar input[type="range"] { width: 120px; accent-color: var(--mr-accent); }
 .toolbar input[type="checkbox"] { accent-color: var(--mr-accent); }
@@ -62,16 +74,51 @@ button.link { border: 0; background: none; padding: 0; color: inherit; text-alig
 .badge-warn { background: var(--mr-warn); color: var(--mr-warn-fg); }
 .badge-critical { background: var(--mr-critical); color: var(--mr-critical-fg); }
 .badge-none { background: var(--mr-none); color: var(--mr-none-fg); }
+.badge-unreadable { background: transparent; color: var(--mr-critical); border: 1px solid var(--mr-critical); }
 .table-wrap { overflow: auto; max-height: 60vh; border-bottom: 1px solid var(--mr-border); }
 table.overview { border-collapse: collapse; width: 100%; }
 table.overview th, table.overview td { padding: 4px 8px; border-bottom: 1px solid var(--mr-border); text-align: left; vertical-align: top; }
 table.overview thead th { background: var(--mr-head); font-weight: 500; position: sticky; top: 0; z-index: 1; }
-table.overview th.run { font-weight: 400; min-width: 6em; max-width: 280px; overflow-wrap: break-word; }
+table.overview th.run { font-weight: 400; min-width: 8em; max-width: 280px; overflow-wrap: anywhere; }
+table.overview th.category { max-width: 7em; overflow-wrap: anywhere; font-size: 12px; }
+table.overview tr.selected th.run { box-shadow: inset 3px 0 0 var(--mr-accent); }
+table.overview tr.selected button.run-name { font-weight: 600; }
+table.overview td.verdict-download { white-space: nowrap; }
 table.overview .num { text-align: right; font-variant-numeric: tabular-nums; }
-table.overview td.worst-alert { max-width: 480px; overflow-wrap: anywhere; }
+table.overview .worst-alert { min-width: 16em; max-width: 480px; overflow-wrap: anywhere; }
 table.overview tr.not-charted { opacity: 0.6; }
 #selection-note { margin: 6px 0 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(420px, 100%), 1fr)); gap: 12px; }
+.cards[hidden] { display: none; }
+section.category > details > summary { cursor: pointer; list-style: none; }
+section.category > details > summary::-webkit-details-marker { display: none; }
+section.category > details > summary h2::before { content: "\\25BE"; display: inline-block; width: 1em; color: var(--mr-muted); }
+section.category > details:not([open]) > summary h2::before { content: "\\25B8"; }
+.only-failing .card[data-status="ok"], .only-failing .card[data-status="none"],
+.only-failing section.category[data-failing="0"], .only-failing table.overview tbody tr:not(.failing) { display: none; }
+.card.flash { animation: mr-flash 1.6s ease-out; }
+@keyframes mr-flash { from { box-shadow: 0 0 0 3px var(--mr-accent); } to { box-shadow: 0 0 0 0 transparent; } }
+.card-actions { display: flex; flex-wrap: wrap; gap: 4px 8px; margin: 2px 0 0; font-size: 11px; }
+#metricreg-health .mini { font: inherit; font-size: 11px; padding: 0 6px; border: 1px solid var(--mr-border); border-radius: 3px;
+  background: var(--mr-head); color: var(--mr-fg); text-decoration: none; cursor: pointer; line-height: 1.6; }
+#metricreg-health .mini:hover { border-color: var(--mr-accent); }
+.alerts-panel { margin-top: 12px; }
+.alerts-panel ul.alerts { max-height: 40vh; overflow-y: auto; }
+.alerts-panel #alerts-more { margin-top: 6px; }
+.alerts-panel #alerts-more[hidden] { display: none; }
+li.alert .message { margin-top: 2px; overflow-wrap: anywhere; }
+.alerts-panel .remedy { max-height: 4.6em; overflow: auto; }
+/* Narrow windows (1024 px): category columns become coloured dots under vertical headers, so the
+   "Worst alert" column keeps a readable width. The badge text stays for screen readers/tests. */
+@media (max-width: 1279px) {
+  table.overview th.category { writing-mode: vertical-rl; transform: rotate(180deg); max-width: none; max-height: 9em;
+    padding: 6px 4px; font-size: 11px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; vertical-align: bottom; }
+  table.overview td.category { text-align: center; padding: 4px 2px; }
+  table.overview td.category .badge { min-width: 0; width: 14px; height: 14px; padding: 0; border-radius: 50%;
+    font-size: 0; line-height: 0; vertical-align: middle; }
+  table.overview th.run { max-width: 200px; }
+}
+.toolbar select { background: var(--mr-bg); color: var(--mr-fg); border: 1px solid var(--mr-border); border-radius: 4px; }
 .card { background: var(--mr-card); border: 1px solid var(--mr-border); border-radius: 6px; padding: 10px 12px; min-width: 0; }
 .card-warn { border-left: 3px solid var(--mr-warn); }
 .card-critical { border-left: 3px solid var(--mr-critical); }
@@ -81,7 +128,8 @@ table.overview tr.not-charted { opacity: 0.6; }
 .threshold { padding: 0 6px; border-radius: 3px; }
 .threshold-warn { background: var(--mr-band-warn); }
 .threshold-critical { background: var(--mr-band-critical); }
-.chart { min-height: 40px; width: 100%; }
+.chart { min-height: 244px; width: 100%; }
+.chart[data-points="0"] { min-height: 40px; }
 .chart .chart-note { color: var(--mr-muted); margin: 12px 0; }
 .readout { min-height: 1.5em; font-size: 11px; color: var(--mr-muted); display: flex; flex-wrap: wrap; gap: 2px 10px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }
@@ -89,8 +137,8 @@ ul.legend { list-style: none; margin: 6px 0 0; padding: 0; font-size: 12px; max-
 ul.legend li { display: flex; align-items: center; gap: 6px; padding: 1px 0; }
 ul.legend .run-name { flex: 1 1 auto; overflow-wrap: anywhere; }
 ul.legend .current { color: var(--mr-muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
-.description { margin: 6px 0 0; color: var(--mr-muted); }
-.remedy { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: var(--mr-band-warn); }
+.description { margin: 6px 0 0; color: var(--mr-muted); overflow-wrap: anywhere; }
+.remedy { overflow-wrap: anywhere; margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: var(--mr-band-warn); }
 ul.alerts, ul.errors { list-style: none; padding: 0; margin: 0; }
 ul.alerts li, ul.errors li { padding: 6px 0; border-bottom: 1px solid var(--mr-border); overflow-wrap: anywhere; }
 li.alert.resolved { opacity: 0.7; }

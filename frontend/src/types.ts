@@ -29,6 +29,10 @@ export interface Alert {
   description: string;
   remedy: string;
   message: string;
+  /** the value when the episode started (null when the backend does not say) */
+  onset_value: number | null;
+  /** the step it became critical, or null */
+  critical_step: number | null;
 }
 
 export interface MetricError {
@@ -74,10 +78,15 @@ export interface RunSummary {
   status: Status;
   has_manifest: boolean;
   last_step: number | null;
+  /** A null-prototype map: category names such as `__proto__` are ordinary keys. */
   categories: Record<string, Status>;
   worst_alert: Alert | null;
   alert_count: number;
   error_count: number;
+  /** changes whenever anything in the run's data changes; null when the backend has none */
+  fingerprint: string | null;
+  /** why the run could not be judged (status "unreadable" on the wire), else null */
+  unreadable: string | null;
 }
 
 export interface RunsResponse {

@@ -7,7 +7,6 @@ import {
   parseRunDetail,
   parseRunsResponse,
   runUrl,
-  runsUrl,
   type FetchLike,
 } from "../src/api";
 
@@ -124,7 +123,7 @@ describe("parseRunsResponse", () => {
 });
 
 describe("HealthApi", () => {
-  it("fetches relative URLs with the smoothing parameter", async () => {
+  it("fetches relative URLs and never sends smoothing (display never changes a verdict)", async () => {
     const urls: string[] = [];
     const fake: FetchLike = async (url) => {
       urls.push(url);
@@ -133,20 +132,80 @@ describe("HealthApi", () => {
       });
     };
     const api = new HealthApi(fake);
-    await api.runs(0.6);
-    await api.run("a b&c", 0.25);
-    await api.runs(null);
-    await api.run("x", null);
-    expect(urls).toEqual(["./runs?smoothing=0.6", "./run?run=a+b%26c&smoothing=0.25", "./runs", "./run?run=x"]);
-    expect(runsUrl(0.123)).toBe("./runs?smoothing=0.12");
-    expect(runUrl("x", 0)).toBe("./run?run=x&smoothing=0");
-    // The backend accepts [0, 1): never send 1.
-    expect(runsUrl(0.999)).toBe("./runs?smoothing=0.99");
+    await api.runs();
+    await api.run("a b&c");
+    expect(urls).toEqual(["./runs", "./run?run=a+b%26c"]);
+    expect(runUrl("x")).toBe("./run?run=x");
+  });
+
+  it("asks conditionally with the ETag it got, and keeps its copy on 304", async () => {
+    const sent: (string | null)[] = [];
+    const fake: FetchLike = async (_url, init) => {
+      const inm = new Headers(init?.headers).get("If-None-Match");
+      sent.push(inm);
+      expect(init?.cache).toBe("no-store");
+      if (inm === '"v1"') return new Response(null, { status: 304, headers: { ETag: '"v1"' } });
+      return new Response(JSON.stringify(detailJson), { headers: { ETag: '"v1"' } });
+    };
+    const api = new HealthApi(fake);
+    const first = await api.run("r");
+    expect(first.etag).toBe('"v1"');
+    expect(first.notModified).toBe(false);
+    const second = await api.run("r", first);
+    expect(second.notModified).toBe(true);
+    expect(second.value).toBe(first.value);
+    expect(sent).toEqual([null, '"v1"']);
+  });
+
+  it("without an ETag (older backend) always fetches in full", async () => {
+    let calls = 0;
+    const api = new HealthApi(async () => {
+      calls++;
+      return new Response(JSON.stringify({ runs: [], categories: [] }));
+    });
+    const a = await api.runs();
+    expect(a.etag).toBeNull();
+    const b = await api.runs(a);
+    expect(b.notModified).toBe(false);
+    expect(calls).toBe(2);
   });
 
   it("raises ApiError with the status on HTTP errors", async () => {
     const api = new HealthApi(async () => new Response("Not found: run", { status: 404 }));
-    await expect(api.run("nope", 0.6)).rejects.toBeInstanceOf(ApiError);
-    await expect(api.run("nope", 0.6)).rejects.toMatchObject({ status: 404 });
+    await expect(api.run("nope")).rejects.toBeInstanceOf(ApiError);
+    await expect(api.run("nope")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("reads TensorBoard's run list for the colour order, null when unavailable", async () => {
+    const ok = new HealthApi(async (url) => new Response(url === "../../runs" ? JSON.stringify(["b", "a", 3]) : "[]"));
+    expect(await ok.tensorboardRuns()).toEqual(["b", "a"]);
+    const missing = new HealthApi(async () => new Response("no", { status: 404 }));
+    expect(await missing.tensorboardRuns()).toBeNull();
+  });
+});
+
+describe("hostile names", () => {
+  it("keeps categories named __proto__ and constructor as plain keys", () => {
+    const body = JSON.parse('{"runs":[{"run":"r","status":"warn","categories":{"__proto__":"critical","constructor":"warn"}}],"categories":[]}');
+    const r = parseRunsResponse(body);
+    const cats = r.runs[0].categories;
+    expect(Object.keys(cats).sort()).toEqual(["__proto__", "constructor"]);
+    expect(cats["__proto__"]).toBe("critical");
+    expect(cats["constructor"]).toBe("warn");
+    expect(r.categories.map((c) => c.name).sort()).toEqual(["__proto__", "constructor"]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("reads an unreadable run's reason and the fingerprint", () => {
+    const r = parseRunsResponse({
+      runs: [
+        { run: "bad", status: "unreadable", reason: "manifest: category is 5, not a string", has_manifest: true, categories: {}, alert_count: 0 },
+        { run: "good", status: "ok", fingerprint: "abc" },
+      ],
+    }).runs;
+    expect(r[0].unreadable).toBe("manifest: category is 5, not a string");
+    expect(r[0].fingerprint).toBeNull();
+    expect(r[1].unreadable).toBeNull();
+    expect(r[1].fingerprint).toBe("abc");
   });
 });

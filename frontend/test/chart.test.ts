@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { buildChartData, thresholdRegions } from "../src/chart";
+import { buildChartData, countPoints, runXs, thresholdRegions } from "../src/chart";
 import type { Thresholds } from "../src/types";
 
 const none: Thresholds = { warn_above: null, warn_below: null, critical_above: null, critical_below: null };
@@ -51,5 +51,39 @@ describe("thresholdRegions", () => {
     ]);
     expect(thresholdRegions({ ...none, warn_above: 1 })).toEqual([{ level: "warn", from: 1, to: Infinity }]);
     expect(thresholdRegions(none)).toEqual([]);
+  });
+});
+
+describe("x axes", () => {
+  const run = { run: "a", color: "#000000", steps: [100, 200, 400], values: [1, 2, 3], wall_times: [1000, 1010, 1040] };
+  it("relative time counts seconds from the run's first point; wall time is the epoch", () => {
+    expect(runXs(run, "relative")).toEqual([0, 10, 40]);
+    expect(runXs(run, "wall")).toEqual([1000, 1010, 1040]);
+  });
+  it("aligned runs share [0, 1] whatever their length", () => {
+    const short = { ...run, steps: [0, 300, 600] };
+    const long = { ...run, steps: [0, 3000, 6000] };
+    expect(runXs(short, "step", true)).toEqual([0, 0.5, 1]);
+    expect(runXs(long, "step", true)).toEqual([0, 0.5, 1]);
+    const { data } = buildChartData([short, { ...long, run: "b" }], 0, false, "step", true);
+    expect(data[0]).toEqual([0, 0.5, 1]);
+    expect(runXs(run, "relative", true)).toEqual([0, 0.25, 1]);
+  });
+  it("counts drawable points without building the chart", () => {
+    expect(countPoints([{ ...run, values: [1, NaN, -1] }], false)).toBe(2);
+    expect(countPoints([{ ...run, values: [1, NaN, -1] }], true)).toBe(1);
+  });
+});
+
+describe("chart specs", () => {
+  it("are the same when the data arrays and settings are (a live update without news redraws nothing)", async () => {
+    const { sameSpec } = await import("../src/lazy");
+    const steps = [0, 1];
+    const values = [1, 2];
+    const spec = { tag: "t", runs: [{ run: "a", color: "#000000", steps, values }], thresholds: none, smoothing: 0.6, logScale: false };
+    expect(sameSpec(spec, { ...spec, runs: [{ ...spec.runs[0] }] })).toBe(true);
+    expect(sameSpec(spec, { ...spec, runs: [{ ...spec.runs[0], values: [1, 2] }] })).toBe(false);
+    expect(sameSpec(spec, { ...spec, logScale: true })).toBe(false);
+    expect(sameSpec(spec, { ...spec, xAxis: "wall" })).toBe(false);
   });
 });

@@ -1,56 +1,36 @@
 import { describe, expect, it } from "vitest";
 
-import { assignColors, colorForRun, hashString, PALETTE, withAlpha } from "../src/colors";
+import { assignColors, colorAt, TB_PALETTE, withAlpha } from "../src/colors";
 
 describe("run colours", () => {
-  it("are stable for a name, whatever else is shown", () => {
-    const before = colorForRun("healthy");
-    for (const other of ["a", "b", "collapsed", "x".repeat(100)]) colorForRun(other);
-    expect(colorForRun("healthy")).toBe(before);
-    expect(colorForRun("healthy")).toBe(PALETTE[hashString("healthy") % PALETTE.length]);
+  it("follow TensorBoard's palette in TensorBoard's run order", () => {
+    const order = ["b", "a", "c"];
+    const colors = assignColors(order, ["c", "a"]);
+    expect(colors.get("b")).toBeUndefined();
+    expect(colors.get("a")).toBe(TB_PALETTE[1].light);
+    expect(colors.get("c")).toBe(TB_PALETTE[2].light);
+    expect(assignColors(order, ["a"], true).get("a")).toBe(TB_PALETTE[1].dark);
+    expect(colorAt(0, true)).toBe("#8e98a3"); // slate's dark-mode variant
   });
 
-  it("use a fixed hash (FNV-1a), so colours survive reloads and releases", () => {
-    expect(hashString("")).toBe(0x811c9dc5);
-    expect(hashString("a")).toBe(0xe40c292c);
-    expect(hashString("foobar")).toBe(0xbf9cf968);
+  it("never repeat within a logdir, even past TensorBoard's 7 colours and our old 11", () => {
+    const runs = Array.from({ length: 60 }, (_, i) => `run_${String(i).padStart(2, "0")}`);
+    for (const dark of [false, true]) {
+      const colors = assignColors(runs, runs, dark);
+      expect(new Set(colors.values()).size).toBe(60);
+      for (const c of colors.values()) expect(c).toMatch(/^#[0-9a-f]{6}$/);
+    }
   });
 
-  it("spread over the palette", () => {
-    const used = new Set(Array.from({ length: 200 }, (_, i) => colorForRun(`run_${i}`)));
-    expect(used.size).toBe(PALETTE.length);
-    for (const c of used) expect(PALETTE).toContain(c);
+  it("do not depend on which runs are shown; runs TensorBoard does not list follow by name", () => {
+    const order = ["x", "y"];
+    expect(assignColors(order, ["y"]).get("y")).toBe(assignColors(order, ["x", "y", "z"]).get("y"));
+    const noOrder = assignColors(null, ["b", "a"]);
+    expect(noOrder.get("a")).toBe(TB_PALETTE[0].light);
+    expect(noOrder.get("b")).toBe(TB_PALETTE[1].light);
   });
 
   it("make rgba with alpha", () => {
     expect(withAlpha("#0077bb", 0.25)).toBe("rgba(0, 119, 187, 0.25)");
-  });
-});
-
-describe("assignColors (runs shown together)", () => {
-  // Two names whose own colours collide.
-  const names = Array.from({ length: 100 }, (_, i) => `run_${i}`);
-  const [a, b] = (() => {
-    for (const x of names) for (const y of names) if (x < y && colorForRun(x) === colorForRun(y)) return [x, y];
-    throw new Error("no collision found");
-  })();
-
-  it("keeps each run's own colour when it is free", () => {
-    const m = assignColors(["solo", a]);
-    expect(m.get("solo")).toBe(colorForRun("solo"));
-    expect(m.get(a)).toBe(colorForRun(a));
-  });
-
-  it("gives colliding runs different colours, independent of input order", () => {
-    const m1 = assignColors([a, b]);
-    const m2 = assignColors([b, a]);
-    expect(m1.get(a)).not.toBe(m1.get(b));
-    expect(m1).toEqual(m2);
-  });
-
-  it("uses every colour before repeating", () => {
-    const m = assignColors(names.slice(0, PALETTE.length));
-    expect(new Set(m.values()).size).toBe(PALETTE.length);
-    expect(assignColors(names).size).toBe(100);
   });
 });

@@ -92,25 +92,72 @@ export function runPayload(run: string, i: number) {
 }
 
 export interface FakeServer {
-  fetch: (url: string) => Promise<Response>;
+  fetch: (url: string, init?: RequestInit) => Promise<Response>;
+  /** the plugin route URLs fetched ("./..."), in order */
   urls: string[];
+  /** how each of those was answered (200, 304, 404) */
+  statuses: number[];
+  /** change a run's data: its fingerprint and ETag change with it */
+  touch(run: string): void;
 }
 
-export function fakeServer(runNames: string[]): FakeServer {
+export interface FakeOptions {
+  /** answer ETag / If-None-Match and put fingerprints in ./runs (the new backend contract) */
+  etags?: boolean;
+  /** TensorBoard's /data/runs (for the colour order); absent: 404 */
+  tbRuns?: string[];
+}
+
+export function fakeServer(runNames: string[], opts: FakeOptions = {}): FakeServer {
   const urls: string[] = [];
-  const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+  const statuses: number[] = [];
+  const versions = new Map<string, number>(runNames.map((r) => [r, 0]));
+  const print = (run: string) => `${run.length}-${versions.get(run)}`;
+  const respond = (init: RequestInit | undefined, body: unknown, etag: string | null) => {
+    const headers: Record<string, string> = { "Content-Type": "application/json" };
+    if (etag !== null && opts.etags) {
+      headers.ETag = `"${etag}"`;
+      const sent = new Headers(init?.headers).get("If-None-Match");
+      if (sent === `"${etag}"`) {
+        statuses.push(304);
+        return new Response(null, { status: 304, headers });
+      }
+    }
+    statuses.push(200);
+    return new Response(JSON.stringify(body), { status: 200, headers });
+  };
   return {
     urls,
-    fetch: async (url: string) => {
+    statuses,
+    touch(run: string) {
+      versions.set(run, (versions.get(run) ?? 0) + 1);
+    },
+    fetch: async (url: string, init?: RequestInit) => {
+      if (url.startsWith("../")) {
+        if (url === "../../runs" && opts.tbRuns) return new Response(JSON.stringify(opts.tbRuns), { headers: { "Content-Type": "application/json" } });
+        return new Response("Not found", { status: 404 });
+      }
       urls.push(url);
       const u = new URL(url, "http://tb/data/plugin/metricreg_health/");
-      if (u.pathname.endsWith("/runs")) return json(runsPayload(runNames));
+      if (u.pathname.endsWith("/runs")) {
+        const body = runsPayload(runNames);
+        if (opts.etags) body.runs.forEach((r) => Object.assign(r, { fingerprint: print(r.run) }));
+        return respond(init, body, runNames.map(print).join(","));
+      }
       if (u.pathname.endsWith("/run")) {
         const run = u.searchParams.get("run");
         const i = runNames.indexOf(run ?? "");
-        if (i < 0) return new Response("Not found", { status: 404 });
-        return json(runPayload(run!, i));
+        if (i < 0) {
+          statuses.push(404);
+          return new Response("Not found", { status: 404 });
+        }
+        const body = runPayload(run!, i);
+        const v = versions.get(run!) ?? 0;
+        if (v) body.categories[0].metrics[0].values.push(0.01 * v);
+        if (v) body.categories[0].metrics[0].steps.push(1000 + v);
+        return respond(init, body, print(run!));
       }
+      statuses.push(404);
       return new Response("Not found", { status: 404 });
     },
   };

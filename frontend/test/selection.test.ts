@@ -14,6 +14,8 @@ const run = (name: string, status: Status): RunSummary => ({
   worst_alert: null,
   alert_count: 0,
   error_count: 0,
+  fingerprint: null,
+  unreadable: null,
 });
 
 describe("run selection", () => {

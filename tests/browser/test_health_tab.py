@@ -16,16 +16,6 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("METRICREG_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 RANK_TAG = "train/collapse/rankme"
 READY = 'body[data-metricreg-ready="1"]'
 
@@ -37,51 +27,6 @@ def _css_string(value: str) -> str:
 
 def _row(frame, run: str):
     return frame.locator(f"table#overview tr[data-run={_css_string(run)}]")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    in_ci = os.environ.get("CI", "").lower() == "true"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if in_ci:
-            pytest.fail("playwright is not installed (CI=true)")
-        pytest.skip("playwright is not installed")
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        if in_ci:
-            pytest.fail(f"chromium not found at {CHROMIUM} (CI=true)")
-        pytest.skip(f"chromium not found at {CHROMIUM}")
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts(repo_root):
-    path = repo_root / "test-artifacts"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.dialogs = []
-    page.errors = []
-    page.responses = []
-    page.on("response", lambda resp: page.responses.append(resp) if "/metricreg_health/" in resp.url else None)
-
-    def on_dialog(dialog):
-        page.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    yield page
-    context.close()
 
 
 def _last_json(page, route: str, **params):
