@@ -37,7 +37,12 @@ def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
     """{tag: [(step, value), ...]} of one directory's event files, via TensorBoard's EventAccumulator."""
     acc = event_accumulator.EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    out = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    # Sorted by step (stable): a directory can hold several event files (fit, then validate), and
+    # the reader's file order is by name, which a timestamp and a host name decide.
+    out = {
+        tag: sorted(((e.step, e.value) for e in acc.Scalars(tag)), key=lambda p: p[0])
+        for tag in acc.Tags()["scalars"]
+    }
     return out
 
 

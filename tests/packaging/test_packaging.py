@@ -53,7 +53,7 @@ def test_wheel_has_the_tab_bundle_license_and_metadata(tmp_path):
     assert "Classifier: Programming Language :: Python :: 3.11" in metadata
     assert "Project-URL: Source" in metadata
     assert "Provides-Extra: integrations" in metadata
-    assert "metricreg_health = metricreg_tensorboard.plugin:HealthPlugin" in entry_points
+    assert "metricreg_health = metricreg_tensorboard.plugin:HealthLoader" in entry_points
 
 
 def test_sdist_holds_only_what_builds_the_wheel(tmp_path):
