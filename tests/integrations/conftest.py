@@ -40,8 +40,7 @@ def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
     # Sorted by step (stable): a directory can hold several event files (fit, then validate), and
     # the reader's file order is by name, which a timestamp and a host name decide.
     out = {
-        tag: sorted(((e.step, e.value) for e in acc.Scalars(tag)), key=lambda p: p[0])
-        for tag in acc.Tags()["scalars"]
+        tag: sorted(((e.step, e.value) for e in acc.Scalars(tag)), key=lambda p: p[0]) for tag in acc.Tags()["scalars"]
     }
     return out
 
