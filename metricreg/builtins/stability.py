@@ -126,7 +126,11 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
         out["ratio"] = value / mean
     else:
         spike = xp.logical_not(finite)  # warm-up: only non-finite values count
-    flag = xp.astype(spike, value.dtype)
+    return _record_spike(xp.astype(spike, value.dtype), value, window, state, out)
+
+
+def _record_spike(flag: Any, value: Any, window: list, state: dict, out: dict[str, Any]) -> dict[str, Any]:
+    """Shared by both spike versions: slide the loss window, and the spike rate's running sum."""
     window.append(value)
     del window[:-SPIKE_WINDOW]
     flags: list = state.setdefault("flags", [])
@@ -194,18 +198,7 @@ def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
         out["ratio"] = value / mean
     else:
         spike = not finite  # warm-up: only non-finite values count
-    flag = np.float64(1.0 if spike else 0.0)
-    window.append(value)
-    del window[:-SPIKE_WINDOW]
-    flags: list = state.setdefault("flags", [])
-    flags.append(flag)
-    total = state.get("flag_sum", 0.0) + flag
-    if len(flags) > SPIKE_RATE_WINDOW:
-        total = total - flags.pop(0)
-    state["flag_sum"] = total
-    out["detected"] = flag
-    out["rate"] = total / float(len(flags))
-    return out
+    return _record_spike(np.float64(1.0 if spike else 0.0), value, window, state, out)
 
 
 @_QUIET
