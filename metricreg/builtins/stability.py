@@ -226,6 +226,7 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
+@_QUIET
 def progress_lost(loss: Any, state: dict | None = None) -> Any:
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
@@ -238,6 +239,8 @@ def progress_lost(loss: Any, state: dict | None = None) -> Any:
     """
     state = {} if state is None else state
     value = scalar_loss(loss)
+    if isinstance(value, np.generic):
+        return _progress_lost_host(float(value), state)
     xp = _ns(value)
     finite = xp.isfinite(value)
     early: list = state.setdefault("early", [])
@@ -261,6 +264,33 @@ def progress_lost(loss: Any, state: dict | None = None) -> Any:
     meaningful = xp.logical_and(xp.isfinite(learned), learned > PROGRESS_MIN_LEARNED * xp.abs(initial))
     lost = (smoothed - best) / xp.where(meaningful, learned, 1.0)
     return xp.where(meaningful, lost, 0.0)
+
+
+def _progress_lost_host(value: float, state: dict) -> np.float64:
+    """progress_lost() for a host float in scalar arithmetic (the array version costs ~150 us of cold
+    numpy calls per due step); tests/builtins/test_stability_host.py keeps the two equal."""
+    finite = math.isfinite(value)
+    early: list = state.setdefault("early", [])
+    if len(early) < PROGRESS_EARLY:
+        early.append(value)
+        if len(early) == PROGRESS_EARLY:
+            ok = sorted(v for v in early if math.isfinite(v))
+            state["initial"] = ok[(len(ok) - 1) // 2] if ok else math.inf
+    w = PROGRESS_SMOOTHING
+    ema, n, best = state.get("ema", 0.0), state.get("n", 0.0), state.get("best", math.inf)
+    if finite:
+        ema, n = ema * w + (1.0 - w) * value, n + 1.0
+    smoothed = ema / max(1.0 - w**n, 1e-12)
+    if finite and smoothed < best:
+        best = smoothed
+    state.update(ema=ema, n=n, best=best)
+    initial = state.get("initial")
+    if initial is None:
+        return np.float64(0.0)
+    learned = initial - best
+    if not (math.isfinite(learned) and learned > PROGRESS_MIN_LEARNED * abs(initial)):
+        return np.float64(0.0)
+    return np.float64((smoothed - best) / learned)
 
 
 def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:

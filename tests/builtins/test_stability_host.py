@@ -84,3 +84,22 @@ def test_nonfinite_indicator_on_host_floats(x):
     assert value(S.nonfinite_loss(torch.tensor(x))) == expected
     assert value(S.nonfinite_grads(np.float32(x))) == expected
     assert A.host_scalar(torch.tensor([x])) == pytest.approx(x, nan_ok=True)
+
+
+@pytest.mark.parametrize("host", ["numpy", "torch"])
+def test_progress_lost_float_route_equals_array_route(host):
+    jnp = pytest.importorskip("jax.numpy")
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    else:
+        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    rise = [float(np.float32(v)) for v in np.linspace(0.1, 2.5, 40)]  # a learned run that diverges
+    losses = [math.nan, *series(), *rise]
+    got_state: dict = {}
+    ref_state: dict = {}
+    got = [value(S.progress_lost(convert(v), got_state)) for v in losses]
+    ref = [value(S.progress_lost(jnp.asarray(v), ref_state)) for v in losses]
+    assert max(ref) > 0.5  # the series does exercise the rule
+    for step, (g, r) in enumerate(zip(got, ref, strict=True)):
+        assert (math.isnan(g) and math.isnan(r)) or g == pytest.approx(r, rel=1e-5, abs=1e-6), (step, g, r)
