@@ -46,7 +46,7 @@ def open_event_file(logdir: str) -> tuple[Any, str]:
     with _counter_lock:
         _file_counter += 1
         counter = _file_counter
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter}.metricreg"
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter:06d}.metricreg"
     path = os.path.join(logdir, name)
     try:
         handle = open(path, "wb", buffering=0)  # noqa: SIM115 - owned by RecordFile until close()

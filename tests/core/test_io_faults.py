@@ -140,3 +140,16 @@ def test_a_disk_that_never_recovers_costs_no_exception_at_close_or_exit(tmp_path
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     assert f"cannot write to the log directory {str(run)!r}" in proc.stderr
     assert "could not be written" in proc.stderr
+
+
+def test_event_file_names_sort_in_the_order_they_were_opened(tmp_path):
+    """TensorBoard reads a run's event files in name order and never goes back: the 10th file a
+    process opens in one second must sort after the 9th (the counter was not zero-padded)."""
+    from metricreg.recordfile import open_event_file
+
+    opened = []
+    for _ in range(12):
+        handle, path = open_event_file(str(tmp_path))
+        handle.close()
+        opened.append(os.path.basename(path))
+    assert sorted(opened) == opened
