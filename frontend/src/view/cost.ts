@@ -111,21 +111,19 @@ export function costSummaryText(cost: RunCost): string {
 
 export class CostView {
   readonly el: HTMLElement;
-  private readonly title: HTMLElement;
   private readonly host: HTMLElement;
   /** the user's own open/closed choice per run */
   private readonly choices = new Map<string, boolean>();
 
   constructor(private readonly doc: Document) {
-    this.title = h(doc, "h2", null, "Cost");
+    const title = h(doc, "h2", null, "Cost", h(doc, "span", { class: "muted small" }, "mean training-thread time per metric call"));
     this.host = h(doc, "div", { class: "cost-host" });
-    this.el = h(doc, "section", { id: "cost", class: "cost-wrap" }, this.title, this.host);
+    this.el = h(doc, "section", { id: "cost", class: "cost-wrap" }, title, this.host);
   }
 
   render(entries: readonly RunCostEntry[]): void {
     const doc = this.doc;
     const shown = entries.filter((e) => e.cost.rows.length || e.cost.problem);
-    this.title.textContent = "Training-thread cost";
     if (!shown.length) {
       this.host.replaceChildren(h(doc, "p", { class: "none muted" }, "No cost data in the charted runs (a metricreg Monitor writes it)."));
       return;
