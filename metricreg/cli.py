@@ -284,13 +284,9 @@ def build_report(
 
 def _run_costs(series: dict[str, Any]) -> list[dict[str, Any]]:
     """Each metric's latest mean training-thread milliseconds per call (``_metricreg/cost/<metric>``), costliest first."""
-    from metricreg.cost import COST_PREFIX
+    from metricreg.cost import run_costs
 
-    costs = []
-    for tag, (steps, values, _) in series.items():
-        if tag.startswith(COST_PREFIX) and len(values):
-            costs.append({"metric": tag[len(COST_PREFIX) :], "mean_ms": float(values[-1]), "step": int(steps[-1])})
-    return sorted(costs, key=lambda c: -c["mean_ms"])
+    return run_costs(series)
 
 
 _MARK = {"ok": "ok", "warn": "WARN", "critical": "CRITICAL", "none": "no rules", "unreadable": "UNREADABLE"}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricreg import events, host
-from metricreg.cost import COST_PREFIX, CostMeter
+from metricreg.cost import COST_PREFIX, COST_TAG, CostMeter
 from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
 from metricreg.recordfile import LogdirError, RecordFile, open_event_file
@@ -138,6 +138,7 @@ class EventWriter:
         self._on_bad_value = on_bad_value
         self._cost = cost
         self._cost_written: dict[str, int] = {}  # metric -> calls when its cost was last written
+        self._cost_record_written = 0  # CostMeter.version of the last cost record written
         self._bad_streak: dict[str, int] = {}  # tag -> consecutive unconvertible values
         self._metrics = metrics
         self._series: dict[str, dict[str, Any]] = {}
@@ -462,6 +463,12 @@ class EventWriter:
                 values.append(self._scalars.value(COST_PREFIX + metric, mean_ms))
         if values:
             self._append(events.event(self._last_step, time.time(), values))
+        version = self._cost.version  # type: ignore[union-attr]
+        if version != self._cost_record_written:  # a metric went over budget or hung: into the run
+            self._cost_record_written = version
+            text = json.dumps(self._cost.record(), sort_keys=True, default=str)  # type: ignore[union-attr]
+            value = events.string_tensor_value(COST_TAG, text, PLUGIN_NAME, PLUGIN_CONTENT)
+            self._append(events.event(self._last_step, time.time(), [value]))
 
     def _out_ready(self) -> bool:
         return getattr(self, "_out", None) is not None
@@ -478,6 +485,7 @@ class EventWriter:
             self._append(events.file_version_event(time.time()))
             self._write_manifest(self._last_step)
             self._errors_dirty = bool(self._errors)
+            self._cost_record_written = 0  # a new file: its cost record again, if any
             self._write_pending_meta()
             return bytes(self._buffer)
         finally:

@@ -47,6 +47,8 @@ PLUGIN_NAME = "metricreg_health"
 SCALARS_PLUGIN = "scalars"
 MANIFEST_TAG = "_metricreg/manifest"
 ERRORS_TAG = "_metricreg/errors"
+COST_TAG = "_metricreg/cost"  # metricreg.cost.COST_TAG (not imported: this module must import cheaply)
+COST_PREFIX = "_metricreg/cost/"
 
 # "All points" for a data provider's downsample= (0 means zero points there).
 UNLIMITED = (1 << 31) - 1
@@ -218,6 +220,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         self._summaries = _LRU(4096)  # (eid, run) -> /runs row
         self._details = _LRU(64)  # (eid, run, downsample) -> /run JSON text
         self._verdicts = _LRU(16)  # (eid, run) -> RunVerdict (full resolution)
+        self._costs = _LRU(16)  # (eid, run) -> metricreg.cost.cost_view of the run
         self._data = _LRU(4096, budget=DATA_CACHE_POINTS)  # (eid, run) -> what the provider returned
         self._bodies = _LRU(16)  # eid -> /runs JSON text, under the digest of every run's fingerprint
         self._static_cache: dict[str, tuple[float, int, bytes]] = {}
@@ -382,9 +385,10 @@ class HealthPlugin(base_plugin.TBPlugin):
         from metricreg.verdict import DROPPED_TAG, INTERNAL_PREFIX, plain_tags
 
         tags = [t for t in scalar_tags if not t.startswith(INTERNAL_PREFIX) or t == DROPPED_TAG]
+        costs = [t for t in scalar_tags if t.startswith(COST_PREFIX)]  # for the tab's Cost section
         if has_manifest:
-            return sorted(tags)
-        return sorted(plain_tags(tags, mapping))
+            return sorted(tags + costs)
+        return sorted(plain_tags(tags, mapping)) + sorted(costs)
 
     def _mapping(self) -> tuple[Any, str | None]:
         """(the tag mapping in force, why it could not be read or None); re-read when the file changes."""
@@ -429,8 +433,8 @@ class HealthPlugin(base_plugin.TBPlugin):
         return merged, failed
 
     def _read_meta(self, ctx: Any, eid: str, runs: list[str]) -> tuple[dict[str, tuple], dict[str, str]]:
-        """({run: (manifest, errors, problems)}, {run: why its read failed}) from the latest
-        manifest/errors tensors, in one call.
+        """({run: (manifest, errors, problems, cost record)}, {run: why its read failed}) from the
+        latest manifest/errors/cost tensors, in one call.
 
         ``problems`` are readable reasons ("manifest at step 3: ..."); any of them makes the run
         unreadable. Parsing never raises: hostile JSON (wrong types, deep nesting) is a problem.
@@ -440,6 +444,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         import numpy as np
         from tensorboard.data import provider
 
+        from metricreg.cost import parse_record
         from metricreg.manifest import Manifest, describe_error, parse_errors
 
         out: dict[str, tuple] = {}
@@ -452,12 +457,12 @@ class HealthPlugin(base_plugin.TBPlugin):
                     experiment_id=eid,
                     plugin_name=PLUGIN_NAME,
                     downsample=self._tensor_downsample,
-                    run_tag_filter=provider.RunTagFilter(runs=batch, tags=[MANIFEST_TAG, ERRORS_TAG]),
+                    run_tag_filter=provider.RunTagFilter(runs=batch, tags=[MANIFEST_TAG, ERRORS_TAG, COST_TAG]),
                 ),
                 runs,
             )
         for run in runs:
-            manifest, errors, problems = Manifest(), {}, []
+            manifest, errors, problems, cost = Manifest(), {}, [], None
             if run in failed:
                 problems.append(f"cannot read the manifest: {failed[run]}")
             for tag, data in ((result or {}).get(run) or {}).items():
@@ -467,7 +472,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                         latest = datum
                 if latest is None:
                     continue
-                what = "manifest" if tag == MANIFEST_TAG else "metric errors record"
+                what = {MANIFEST_TAG: "manifest", COST_TAG: "cost record"}.get(tag, "metric errors record")
                 try:
                     raw = np.asarray(latest.numpy).reshape(-1)[0]
                     text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
@@ -475,9 +480,14 @@ class HealthPlugin(base_plugin.TBPlugin):
                         manifest = Manifest.from_json(text)
                     elif tag == ERRORS_TAG:
                         errors = parse_errors(json.loads(text))
+                    elif tag == COST_TAG:
+                        cost = parse_record(json.loads(text))
                 except Exception as exc:  # one run's bad record must not reach the route
-                    problems.append(f"unreadable {what} at step {int(latest.step)}: {describe_error(exc)}")
-            out[run] = (manifest, errors, problems)
+                    if tag == COST_TAG:  # the verdict does not need it: the Cost section says why it is empty
+                        cost = {"problem": f"unreadable {what} at step {int(latest.step)}: {describe_error(exc)}"}
+                    else:
+                        problems.append(f"unreadable {what} at step {int(latest.step)}: {describe_error(exc)}")
+            out[run] = (manifest, errors, problems, cost)
         return out, failed
 
     def _read_series(
@@ -535,7 +545,7 @@ class HealthPlugin(base_plugin.TBPlugin):
     def _load(
         self, ctx: Any, eid: str, runs: dict[str, tuple[dict, dict, str]], mapping: Any = None
     ) -> dict[str, tuple]:
-        """{run: (manifest, errors, series, problems, has_manifest, transient)}: cached, or read in
+        """{run: (manifest, errors, series, problems, has_manifest, transient, cost record)}: cached, or read in
         batched provider calls. ``transient`` marks data a provider failure left incomplete (never cached)."""
         out: dict[str, tuple] = {}
         stale: dict[str, tuple[dict, dict, tuple]] = {}
@@ -582,13 +592,13 @@ class HealthPlugin(base_plugin.TBPlugin):
         for run, _tag, source, _source_tag in renames:
             sources[run].add(source)
         for run, (_, tensor_tags, fingerprint) in stale.items():
-            manifest, errors, problems = metas.get(run) or (Manifest(), {}, [])
+            manifest, errors, problems, cost = metas.get(run) or (Manifest(), {}, [], None)
             problems = list(problems) + [
                 f"cannot read the series of {s!r}: {failed[s]}" for s in sources[run] if s in failed
             ]
             # A provider failure may pass: such data is not cached, so the next request reads again.
             transient = run in meta_failed or any(s in failed for s in sources[run])
-            data = (manifest, errors, series[run], problems, MANIFEST_TAG in tensor_tags, transient)
+            data = (manifest, errors, series[run], problems, MANIFEST_TAG in tensor_tags, transient, cost)
             if not transient:
                 self._data.put((eid, run), fingerprint, data, weight=sum(v[0].size for v in series[run].values()))
             out[run] = data
@@ -598,11 +608,26 @@ class HealthPlugin(base_plugin.TBPlugin):
         """The run's verdict; anything wrong with its data makes it "unreadable", never an exception."""
         from metricreg.verdict import judge_run
 
-        manifest, errors, series, problems, has_manifest, transient = data
+        manifest, errors, series, problems, has_manifest, transient = data[:6]
         verdict = judge_run(run, manifest, series, errors, problems, has_manifest=has_manifest, mapping=mapping)
         if not transient:
             self._verdicts.put((eid, run), fingerprint, verdict)
         return verdict
+
+    def _cost(self, eid: str, run: str, fingerprint: str, data: tuple) -> dict:
+        """The run's Cost section (``metricreg.cost.cost_view``); a problem with it never fails the route."""
+        from metricreg.cost import cost_view
+
+        record = data[6]
+        try:
+            cost = cost_view(data[2], record if record is not None and "problem" not in record else None)
+        except Exception as exc:
+            cost = {"cost": [], "cost_ms_total": 0.0, "cost_problem": f"{type(exc).__name__}: {exc}"}
+        if record is not None and "problem" in record:
+            cost["cost_problem"] = record["problem"]
+        if not data[5]:
+            self._costs.put((eid, run), fingerprint, cost)
+        return cost
 
     def _row(self, verdict: Any, fingerprint: str) -> dict:
         row = verdict.summary()
@@ -705,10 +730,13 @@ class HealthPlugin(base_plugin.TBPlugin):
         text = self._details.get(key, fingerprint)
         if text is None:
             verdict = self._verdicts.get((eid, run), fingerprint)
+            cost = self._costs.get((eid, run), fingerprint)
             transient = False
-            if verdict is None:
+            if verdict is None or cost is None:
                 data = self._load(ctx, eid, {run: (scalar_tags, tensor_tags, fingerprint)}, mapping)[run]
-                verdict = self._evaluate(eid, run, fingerprint, data, mapping)
+                if verdict is None:
+                    verdict = self._evaluate(eid, run, fingerprint, data, mapping)
+                cost = self._cost(eid, run, fingerprint, data)
                 transient = data[5]
             try:
                 body = verdict.to_dict(downsample)
@@ -716,6 +744,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                 from metricreg.verdict import unreadable_run
 
                 body = unreadable_run(run, f"{type(exc).__name__}: {exc}", verdict.has_manifest).to_dict()
+            body.update(cost)
             body["fingerprint"] = fingerprint
             text = json.dumps(json_util.Cleanse(body))
             if transient:

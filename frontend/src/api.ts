@@ -8,10 +8,12 @@ import type {
   Alert,
   Bound,
   CategoryInfo,
+  CostRow,
   Level,
   MetricError,
   MetricSeries,
   RunCategory,
+  RunCost,
   RunDetail,
   RunSummary,
   RunsResponse,
@@ -217,6 +219,34 @@ export function parseRunsResponse(v: unknown): RunsResponse {
   return { runs, categories };
 }
 
+export function parseCostRow(v: unknown): CostRow | null {
+  if (!isObject(v) || typeof v.metric !== "string") return null;
+  const over = isObject(v.over_budget) ? v.over_budget : null;
+  const hung = isObject(v.hung) ? v.hung : null;
+  return {
+    metric: v.metric,
+    plugin: strOrNull(v.plugin),
+    mean_ms: parseNullableNumber(v.mean_ms),
+    step: intOrNull(v.step),
+    share: parseNullableNumber(v.share),
+    over_budget: over ? { step: intOrNull(over.step), ms: parseNullableNumber(over.ms) } : null,
+    hung: hung ? { step: intOrNull(hung.step), seconds: parseNullableNumber(hung.seconds), returned: hung.returned === true } : null,
+  };
+}
+
+/** The Cost section of a `/run` body (absent from older backends: an empty one). */
+export function parseRunCost(d: Json): RunCost {
+  const rows = Array.isArray(d.cost) ? d.cost.map(parseCostRow).filter((r): r is CostRow => r !== null) : [];
+  const total = parseNullableNumber(d.cost_ms_total);
+  return {
+    rows,
+    total_ms: total !== null && Number.isFinite(total) ? total : 0,
+    budget_ms: parseNullableNumber(d.cost_budget_ms),
+    hang_after_s: parseNullableNumber(d.cost_hang_after_s),
+    problem: d.cost_problem === undefined || d.cost_problem === null ? null : str(d.cost_problem),
+  };
+}
+
 export function parseRunDetail(v: unknown, runName = ""): RunDetail {
   const d = isObject(v) ? v : {};
   const run = str(d.run, runName);
@@ -235,6 +265,7 @@ export function parseRunDetail(v: unknown, runName = ""): RunDetail {
     categories,
     alerts: Array.isArray(d.alerts) ? d.alerts.map((a) => parseAlert(a, run)) : [],
     errors: Array.isArray(d.errors) ? d.errors.map((e) => parseMetricError(e, run)) : [],
+    cost: parseRunCost(d),
   };
 }
 

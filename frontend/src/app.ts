@@ -23,6 +23,7 @@ import { followTheme, type Theme } from "./theme";
 import type { Alert, RunDetail, RunsResponse, RunSummary } from "./types";
 import { AlertsPanel } from "./view/alerts";
 import { h } from "./view/dom";
+import { CostView } from "./view/cost";
 import { renderEmptyState } from "./view/empty";
 import { renderErrors } from "./view/errors";
 import { renderHeader, type HeaderHandles } from "./view/header";
@@ -72,6 +73,7 @@ export class HealthApp {
   private readonly alerts: AlertsPanel;
   private readonly errorsHost: HTMLElement;
   private readonly errorsTitle: HTMLElement;
+  private readonly cost: CostView;
   private readonly detailErrorsHost: HTMLElement;
 
   private state: ViewState = { ...DEFAULT_VIEW };
@@ -117,6 +119,7 @@ export class HealthApp {
     this.errorsTitle = h(doc, "h2", null, "Metric errors");
     this.errorsHost = h(doc, "div", { class: "errors-host" });
     this.detailErrorsHost = h(doc, "div", { class: "detail-errors" });
+    this.cost = new CostView(doc);
     this.mainHost = h(
       doc,
       "main",
@@ -125,6 +128,7 @@ export class HealthApp {
       h(doc, "section", { class: "overview-wrap" }, h(doc, "h2", null, "Runs"), this.overviewHost, this.noteEl, this.detailErrorsHost),
       this.sections.el,
       h(doc, "section", { class: "errors-wrap" }, this.errorsTitle, this.errorsHost),
+      this.cost.el,
     );
     this.root = h(doc, "div", { id: ROOT_ID }, this.controls.header, this.errorBox, this.emptyHost, this.mainHost);
     this.root.classList.toggle("only-failing", this.state.onlyFailing);
@@ -378,6 +382,7 @@ export class HealthApp {
     const errors = selected.flatMap((r) => details.get(r)!.errors);
     this.errorsTitle.textContent = `Metric errors (${errors.length})`;
     this.errorsHost.replaceChildren(renderErrors(this.doc, errors));
+    this.cost.render(selected.map((run) => ({ run, cost: details.get(run)!.cost })));
 
     const failed = Array.from(this.detailErrors.entries());
     this.detailErrorsHost.replaceChildren(

@@ -145,6 +145,20 @@ li.alert.resolved { opacity: 0.7; }
 .state { font-size: 11px; padding: 0 6px; border-radius: 3px; border: 1px solid var(--mr-border); }
 .state-active { border-color: var(--mr-critical); }
 li.error pre.message { margin: 4px 0 0; }
+details.cost-run { margin: 4px 0; }
+details.cost-run > summary { cursor: pointer; padding: 2px 0; overflow-wrap: anywhere; }
+details.cost-alarm > summary .run-name { font-weight: 500; }
+table.cost { border-collapse: collapse; margin: 4px 0 8px 1em; font-size: 12px; max-width: 100%; }
+table.cost th, table.cost td { padding: 2px 8px; border-bottom: 1px solid var(--mr-border); text-align: left; vertical-align: top; }
+table.cost th.metric { font-weight: 400; overflow-wrap: anywhere; }
+table.cost .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.cost td.share { position: relative; min-width: 5em; }
+table.cost .share-bar { position: absolute; left: 0; top: 3px; bottom: 3px; background: var(--mr-grid); }
+table.cost .share-text { position: relative; }
+table.cost tr.over-budget { background: var(--mr-band-warn); }
+table.cost tr.hung { background: var(--mr-band-critical); }
+table.cost td.note { color: var(--mr-fg); overflow-wrap: anywhere; }
+.cost-problem { color: var(--mr-critical); }
 .empty-state { max-width: 720px; margin: 24px 0; }
 .empty-state h2 { font-size: 17px; }
 #metricreg-health .uplot { font-family: inherit; }

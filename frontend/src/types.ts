@@ -101,6 +101,32 @@ export interface RunCategory {
   metrics: MetricSeries[];
 }
 
+/** One metric's training-thread cost (`/run`'s `cost` list; metricreg/cost.py `cost_view`). */
+export interface CostRow {
+  metric: string;
+  plugin: string | null;
+  /** mean milliseconds per call; null while its first call has not returned (hung) */
+  mean_ms: number | null;
+  step: number | null;
+  /** its part of `total_ms`, 0..1; null without a mean */
+  share: number | null;
+  /** the first call over the Monitor's budget, or null */
+  over_budget: { step: number | null; ms: number | null } | null;
+  /** the call that blocked `Monitor.step` past `hang_after` (returned: it came back), or null */
+  hung: { step: number | null; seconds: number | null; returned: boolean } | null;
+}
+
+export interface RunCost {
+  /** costliest first; a metric hung right now before everything */
+  rows: CostRow[];
+  /** the latest means summed: what one due call of each metric costs the training thread */
+  total_ms: number;
+  budget_ms: number | null;
+  hang_after_s: number | null;
+  /** why the over-budget/hung record could not be read, else null */
+  problem: string | null;
+}
+
 export interface RunDetail {
   run: string;
   status: Status;
@@ -108,4 +134,5 @@ export interface RunDetail {
   categories: RunCategory[];
   alerts: Alert[];
   errors: MetricError[];
+  cost: RunCost;
 }

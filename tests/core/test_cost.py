@@ -8,7 +8,7 @@ import pytest
 import metricreg as mr
 from metricreg.cli import build_report, format_report
 
-from .eventfiles import scalars
+from .eventfiles import latest_json, scalars
 from .test_monitor import Plugin
 
 
@@ -51,6 +51,21 @@ def test_a_metric_over_its_budget_is_reported_once(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records if "over its budget" in r.getMessage()]
     assert len(messages) == 1
     assert "'slow'" in messages[0] and "Plugin" in messages[0] and "step 0" in messages[0]
+    record = latest_json(tmp_path / "run", "_metricreg/cost")  # in the run too, for the Health tab
+    assert record["budget_ms"] == pytest.approx(10.0)
+    assert record["metrics"]["slow"]["plugin"].endswith("Plugin")
+    assert record["metrics"]["slow"]["over_budget"]["step"] == 0
+    assert record["metrics"]["slow"]["over_budget"]["ms"] >= 20.0
+
+
+def test_a_run_without_slow_metrics_has_no_cost_record(tmp_path):
+    mon = mr.Monitor(
+        tmp_path / "run", plugins=[Plugin(mr.Metric("fast", compute=lambda: 1.0, every=1))], builtins=False
+    )
+    mon.step(0)
+    mon.close()
+    with pytest.raises(KeyError):
+        latest_json(tmp_path / "run", "_metricreg/cost")
 
 
 def test_a_hung_metric_is_named_while_it_blocks_the_step(tmp_path, caplog):
@@ -63,3 +78,5 @@ def test_a_hung_metric_is_named_while_it_blocks_the_step(tmp_path, caplog):
     assert len(messages) == 1
     assert "'stuck'" in messages[0].getMessage() and "step 0" in messages[0].getMessage()
     assert messages[0].threadName == "metricreg-writer"
+    hung = latest_json(tmp_path / "run", "_metricreg/cost")["metrics"]["stuck"]["hung"]
+    assert hung["step"] == 0 and hung["returned"] is True and hung["seconds"] >= 1.0  # it came back after 1 s
