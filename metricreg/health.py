@@ -122,12 +122,12 @@ class Alert:
     @property
     def message(self) -> str:
         if self.bound == "nonfinite":
-            what = "is non-finite"
+            what = f"{self.level} when non-finite"
         else:
             rule = f"{self.threshold:.4g}" if self.threshold is not None else "?"
             if self.basis:
                 rule += f" = {self.basis}"
-            what = f"{self.bound} the {self.level} threshold {rule}"
+            what = f"{self.level} when {self.bound} {rule}"
         now = f"{self.tag} = {_fmt(self.value)} at step {self.last_step}"
         opened = self.onset_level or self.level
         then = f"(value then {_fmt(self.onset_value)})"
@@ -139,7 +139,7 @@ class Alert:
             if self.critical_step is not None and self.critical_step != self.first_step
             else ""
         )
-        return f"{now}: {what}; {onset}{escalated}"
+        return f"{now} ({what}); {onset}{escalated}"
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -67,7 +67,7 @@ def test_escalation_is_one_alert_with_current_and_onset_values():
     assert verdict.status == "critical"
     message = alert.message
     assert "loss = 30 at step 3" in message
-    assert "above the critical threshold 10" in message
+    assert "loss = 30 at step 3 (critical when above 10)" in message
     assert "since step 1 (value then 2)" in message and "critical from step 2" in message
     assert alert.remedy == "r"
 
