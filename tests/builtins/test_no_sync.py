@@ -13,7 +13,16 @@ from __future__ import annotations
 import pytest
 
 from metricreg import arrays as A
-from metricreg.builtins import collapse, ema, generalization, loss, optimization, prediction, stability
+from metricreg.builtins import (
+    collapse,
+    ema,
+    generalization,
+    loss,
+    optimization,
+    prediction,
+    representation,
+    stability,
+)
 from metricreg.inputs import Inputs
 
 torch = pytest.importorskip("torch")
@@ -129,3 +138,10 @@ def test_prediction_family():
     on_device(prediction.psnr(meta(2, 3, 8, 8), meta(2, 3, 8, 8)))
     on_device(prediction.paired((meta(2000, 8), meta(2000, 8))))
     on_device(prediction.similarity_image({"a": meta(100, 8), "b": meta(100, 8)}))
+
+
+def test_representation_signals():
+    shared: dict = {}
+    on_device(representation.collapse_scale(meta(30_000, 32)))  # row cap, n >= d: masked d×d covariance
+    on_device(representation.collapse_scale(meta(8, 64, dtype=torch.bfloat16)))  # n < d: n×n route
+    on_device(representation.alpha_req(meta(500, 16), step=0, shared=shared))
