@@ -15,6 +15,7 @@ import pytest
 from metricreg import arrays as A
 from metricreg.builtins import (
     collapse,
+    distillation,
     ema,
     generalization,
     loss,
@@ -145,3 +146,16 @@ def test_representation_signals():
     on_device(representation.collapse_scale(meta(30_000, 32)))  # row cap, n >= d: masked d×d covariance
     on_device(representation.collapse_scale(meta(8, 64, dtype=torch.bfloat16)))  # n < d: n×n route
     on_device(representation.alpha_req(meta(500, 16), step=0, shared=shared))
+
+
+def test_distillation_signals():
+    on_device(distillation.dino(teacher_logits=meta(64, 128), student_logits=meta(64, 128), teacher_temp=0.04))
+    on_device(
+        distillation.dino(
+            teacher_logits=meta(64, 128, dtype=torch.bfloat16),
+            student_logits=meta(64, 128),
+            teacher_temp=meta(()),
+            teacher_center=meta(128),
+        )
+    )
+    on_device(distillation.dino(teacher_probs=meta(8, 16), student_probs=meta(8, 16)))
