@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.prediction",
     "metricreg.builtins.representation",
     "metricreg.builtins.distillation",
+    "metricreg.builtins.reconstruction",
 )
 
 

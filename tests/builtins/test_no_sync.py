@@ -21,6 +21,7 @@ from metricreg.builtins import (
     loss,
     optimization,
     prediction,
+    reconstruction,
     representation,
     stability,
 )
@@ -159,3 +160,8 @@ def test_distillation_signals():
         )
     )
     on_device(distillation.dino(teacher_probs=meta(8, 16), student_probs=meta(8, 16)))
+
+
+def test_reconstruction_spread():
+    on_device(reconstruction.psnr_spread(meta(4, 3, 8, 8), meta(4, 3, 8, 8)))
+    on_device(reconstruction.psnr_hist(meta(4, 8, 8, dtype=torch.bfloat16), meta(4, 8, 8, dtype=torch.bfloat16)))
