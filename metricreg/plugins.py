@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.representation",
     "metricreg.builtins.distillation",
     "metricreg.builtins.reconstruction",
+    "metricreg.builtins.loss_parts",
 )
 
 

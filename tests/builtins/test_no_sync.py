@@ -19,6 +19,7 @@ from metricreg.builtins import (
     ema,
     generalization,
     loss,
+    loss_parts,
     optimization,
     prediction,
     reconstruction,
@@ -165,3 +166,9 @@ def test_distillation_signals():
 def test_reconstruction_spread():
     on_device(reconstruction.psnr_spread(meta(4, 3, 8, 8), meta(4, 3, 8, 8)))
     on_device(reconstruction.psnr_hist(meta(4, 8, 8, dtype=torch.bfloat16), meta(4, 8, 8, dtype=torch.bfloat16)))
+
+
+def test_loss_parts():
+    on_device(loss_parts.losses({"recon": meta(()), "pred": meta(16), "kl": 0.5}))
+    on_device(loss_parts.losses({"a": 1.0, "b": meta((), dtype=torch.bfloat16)}))
+    on_device(loss_parts.warmup(meta((), dtype=torch.bool)))
