@@ -39,6 +39,7 @@ MEMBERS = ("teacher_entropy", "kl")
 HEALTH: dict[str, Health] = {
     "teacher_entropy": Health(
         category="ema",
+        nonfinite=None,
         title="teacher entropy H(P_t)",
         description="Mean entropy of the teacher's output distribution (nats): → log K at uniform collapse "
         "(centering without sharpening), → 0 at one-dimension collapse (sharpening without centering). "
@@ -46,6 +47,7 @@ HEALTH: dict[str, Health] = {
     ),
     "kl": Health(
         category="ema",
+        nonfinite=None,
         title="KL(P_t ‖ P_s)",
         description="Mean KL divergence from the teacher's to the student's distribution; H(P_t) + KL is "
         "the DINO loss. → 0 when the student only matches a constant teacher (collapse). Informational.",

@@ -27,6 +27,7 @@ from metricreg.spec import Health, Metric, SpecError, check_name
 
 HEALTH_LOSSES = Health(
     category="stability",
+    nonfinite=None,
     title="loss components",
     description="Each named loss component (`losses` input) and its share of their sum: a head that stops "
     "learning shows as a share drifting to 0 or to 1. Informational: no health rule until the detection "
@@ -34,10 +35,10 @@ HEALTH_LOSSES = Health(
 )
 HEALTH_WARMUP = Health(
     category="stability",
+    nonfinite=None,
     title="warm-up",
     description="1 while the training loop says it is warming up (`warmup` input), else 0: read alerts and "
     "curves in its light.",
-    nonfinite=None,
 )
 
 

@@ -26,18 +26,21 @@ _INFO = " Informational: no health rule until the detection benchmark shows one 
 HEALTH: dict[str, Health] = {
     "std": Health(
         category="prediction",
+        nonfinite=None,
         title="PSNR spread across images (std, dB)",
         description="Standard deviation of the per-image PSNR over the batch: a wide spread means some "
         "images are reconstructed far worse than the mean shows." + _INFO,
     ),
     "min": Health(
         category="prediction",
+        nonfinite=None,
         direction="higher_is_better",
         title="worst-image PSNR (dB)",
         description="The lowest per-image PSNR in the batch." + _INFO,
     ),
     "max": Health(
         category="prediction",
+        nonfinite=None,
         direction="higher_is_better",
         title="best-image PSNR (dB)",
         description="The highest per-image PSNR in the batch (200 dB: a perfect reconstruction)." + _INFO,

@@ -52,6 +52,7 @@ _INFO = " Informational: no health rule until the detection benchmark shows one 
 HEALTH_SCALE: dict[str, Health] = {
     "vicreg_var": Health(
         category="collapse",
+        nonfinite=None,
         direction="lower_is_better",
         title="VICReg variance term",
         description="(1/d) Σⱼ max(0, 1 − √(Var zⱼ + 1e-4)) (Bardes et al. 2022): 0 when every dimension "
@@ -60,6 +61,7 @@ HEALTH_SCALE: dict[str, Health] = {
     ),
     "vicreg_cov": Health(
         category="collapse",
+        nonfinite=None,
         direction="lower_is_better",
         title="VICReg covariance term",
         description="(1/d) Σ_{i≠j} Cov(z)ᵢⱼ² (1/(n − 1) normalisation): 0 for decorrelated dimensions, "
@@ -67,18 +69,21 @@ HEALTH_SCALE: dict[str, Health] = {
     ),
     "dim_std_mean": Health(
         category="collapse",
+        nonfinite=None,
         title="per-dimension std (mean)",
         description="Mean over dimensions of the raw std over samples: the embeddings' scale, which "
         "RankMe, effective rank and the normalised std do not see." + _INFO,
     ),
     "dim_std_min": Health(
         category="collapse",
+        nonfinite=None,
         title="per-dimension std (min)",
         description="The smallest per-dimension std: 0 for a dead (constant) dimension." + _INFO,
     ),
 }
 HEALTH_ALPHA = Health(
     category="collapse",
+    nonfinite=None,
     title="α-ReQ eigenspectrum decay",
     description="α of the power law λᵢ ∝ i^(−α) fitted to the covariance eigenvalues above 1e-6·λ₁ "
     "(Agrawal et al. 2022): larger α = faster decay, fewer directions used; ≈ 1 reported for good "
