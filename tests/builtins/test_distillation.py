@@ -153,3 +153,16 @@ def test_monitor_writes_the_family_only_when_given(tmp_path):
     assert [p[0] for p in written["train/dino/kl"]] == [0]
     assert close(written["train/dino/kl"][0][1], ref["kl"], 1e-6)
     assert close(written["train/dino/teacher_entropy"][0][1], ref["teacher_entropy"], 1e-6)
+
+
+def test_device_route_matches_reference(fw):
+    """dino_terms in fw's namespace on real values (the CUDA / JAX code path)."""
+    t, s = logits("dominant")
+    tq, sq = (np.asarray(A.to_host(fw.array(x)), dtype=np.float64) for x in (t, s))
+    ref = reference(softmax(tq / 0.5), softmax(sq / 0.1))
+    x = fw.array(t)
+    got = values(
+        D.dino_terms(A.namespace(x), teacher_logits=x, student_logits=fw.array(s), teacher_temp=0.5, student_temp=0.1)
+    )
+    for key, expected in ref.items():
+        assert close(got[key], expected, fw.rtol, 0.0 if fw.rtol < 1e-6 else 1e-5), key

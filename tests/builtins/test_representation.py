@@ -162,3 +162,20 @@ def test_monitor_writes_the_fanned_out_tags(tmp_path):
     assert close(written["train/collapse_scale/target/vicreg_var"][0][1], vicreg_reference(tgt)["vicreg_var"], 1e-6)
     assert close(written["train/collapse_scale/context/dim_std_min"][0][1], vicreg_reference(ctx)["dim_std_min"], 1e-6)
     assert close(written["train/eigenspectrum/context/alpha"][0][1], alpha_reference(ctx), 1e-6)
+
+
+@pytest.mark.parametrize("kind", ["low_rank", "n_lt_d", "dominant"])
+def test_device_route_matches_reference(fw, kind):
+    """The on-device code (CUDA, JAX) run on real values: scale terms and the α fit in fw's namespace."""
+    z = data(kind)
+    zq = np.asarray(A.to_host(fw.array(z)), dtype=np.float64)
+    x = fw.array(z)
+    xp = A.namespace(x)
+    got = values(R.scale_terms(xp, A.to_float(x, xp)))
+    for key, expected in vicreg_reference(zq).items():
+        assert close(got[key], expected, fw.rtol), (kind, key, got[key], expected)
+    sigma = np.sqrt(np.clip(np.sort(np.linalg.eigvalsh(np.cov(zq, rowvar=False)))[::-1], 0.0, None))
+    sigma = sigma[: min(zq.shape[0] - 1, zq.shape[1])]
+    log_sigma = np.clip(np.log10(np.clip(sigma / sigma[0], 1e-30, None)), -12.0, None)
+    alpha = value(R.alpha_from_log_spectrum(xp, fw.array(log_sigma)))
+    assert close(alpha, alpha_reference(zq), max(fw.rtol, 1e-9)), (kind, alpha)
