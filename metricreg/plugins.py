@@ -34,6 +34,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.performance",
     "metricreg.builtins.system",
     "metricreg.builtins.prediction",
+    "metricreg.builtins.representation",
+    "metricreg.builtins.distillation",
+    "metricreg.builtins.reconstruction",
+    "metricreg.builtins.loss_parts",
 )
 
 

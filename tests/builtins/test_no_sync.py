@@ -13,7 +13,19 @@ from __future__ import annotations
 import pytest
 
 from metricreg import arrays as A
-from metricreg.builtins import collapse, ema, generalization, loss, optimization, prediction, stability
+from metricreg.builtins import (
+    collapse,
+    distillation,
+    ema,
+    generalization,
+    loss,
+    loss_parts,
+    optimization,
+    prediction,
+    reconstruction,
+    representation,
+    stability,
+)
 from metricreg.inputs import Inputs
 
 torch = pytest.importorskip("torch")
@@ -129,3 +141,34 @@ def test_prediction_family():
     on_device(prediction.psnr(meta(2, 3, 8, 8), meta(2, 3, 8, 8)))
     on_device(prediction.paired((meta(2000, 8), meta(2000, 8))))
     on_device(prediction.similarity_image({"a": meta(100, 8), "b": meta(100, 8)}))
+
+
+def test_representation_signals():
+    shared: dict = {}
+    on_device(representation.collapse_scale(meta(30_000, 32)))  # row cap, n >= d: masked d×d covariance
+    on_device(representation.collapse_scale(meta(8, 64, dtype=torch.bfloat16)))  # n < d: n×n route
+    on_device(representation.alpha_req(meta(500, 16), step=0, shared=shared))
+
+
+def test_distillation_signals():
+    on_device(distillation.dino(teacher_logits=meta(64, 128), student_logits=meta(64, 128), teacher_temp=0.04))
+    on_device(
+        distillation.dino(
+            teacher_logits=meta(64, 128, dtype=torch.bfloat16),
+            student_logits=meta(64, 128),
+            teacher_temp=meta(()),
+            teacher_center=meta(128),
+        )
+    )
+    on_device(distillation.dino(teacher_probs=meta(8, 16), student_probs=meta(8, 16)))
+
+
+def test_reconstruction_spread():
+    on_device(reconstruction.psnr_spread(meta(4, 3, 8, 8), meta(4, 3, 8, 8)))
+    on_device(reconstruction.psnr_hist(meta(4, 8, 8, dtype=torch.bfloat16), meta(4, 8, 8, dtype=torch.bfloat16)))
+
+
+def test_loss_parts():
+    on_device(loss_parts.losses({"recon": meta(()), "pred": meta(16), "kl": 0.5}))
+    on_device(loss_parts.losses({"a": 1.0, "b": meta((), dtype=torch.bfloat16)}))
+    on_device(loss_parts.warmup(meta((), dtype=torch.bool)))
