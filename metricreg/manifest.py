@@ -120,8 +120,9 @@ SCORE_GAP = Health(
     persistence=3,
     direction="lower_is_better",
     description="Generalization gap of a classification score in [0, 1] (training mean since the previous "
-    "eval minus the eval value): comparable across tasks. Critical above 0.08 for 3 evals (healthy "
-    "calibration runs stay below 0.05, including classifiers that interpolate their training set).",
+    "eval minus the eval value), counted while the eval loss is above its best (0 while held-out loss "
+    "still improves): comparable across tasks. Critical above 0.08 for 3 evals (healthy calibration "
+    "runs stay below 0.065, including classifiers that interpolate their training set).",
     remedy=_REMEDY_GAP,
 )
 
@@ -129,7 +130,7 @@ SCORE_GAP = Health(
 def conventional_health(tag: str) -> Health | None:
     from metricreg.directions import is_fraction_score
 
-    if tag.startswith("gap/") and not tag.endswith(("_relative", "_gl")) and is_fraction_score(tag.rsplit("/", 1)[-1]):
+    if tag.startswith("gap/") and tag.endswith("_overfit") and is_fraction_score(tag.rsplit("/", 1)[-1][:-8]):
         return SCORE_GAP
     for pattern, health in CONVENTIONAL.items():
         if fnmatch.fnmatchcase(tag, pattern):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from metricreg.directions import direction_of, is_fraction_score
+from metricreg.directions import direction_of, is_fraction_score, is_loss_like
 from metricreg.health import _RANK, CRITICAL, OK, Alert, evaluate_series, level_of, worst
 from metricreg.manifest import Manifest, SeriesInfo, category_order, category_title, conventional_health
 from metricreg.mapping import TagMapping
@@ -232,16 +232,33 @@ def has_conventional_tags(tags: Iterable[str], mapping: TagMapping | None = None
     return bool(plain_tags(tags, mapping))
 
 
+def _rising_at(steps: Sequence[int], loss: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """1.0 where the eval loss (its latest point at or before each step) is above its best before that point."""
+    l_steps, l_values = loss[0], loss[1]
+    order = np.argsort(l_steps, kind="stable")
+    l_steps, l_values = l_steps[order], l_values[order]
+    out = np.zeros(len(steps))
+    for i, step in enumerate(steps):
+        j = int(np.searchsorted(l_steps, step, side="right")) - 1
+        prior = l_values[:j][np.isfinite(l_values[:j])] if j > 0 else l_values[:0]
+        if j >= 0 and prior.size and l_values[j] > prior.min():
+            out[i] = 1.0
+    return out
+
+
 def generalization_gaps(
     pair: GapPair,
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     evals: tuple[np.ndarray, np.ndarray, np.ndarray],
     with_gl: bool = True,
+    eval_loss: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The gap series of one pair: ``{tag: (steps, values, wall_times)}``.
 
     ``with_gl=False`` (a run with a classification score) leaves GL out, as the live gap
-    metric does: a classifier's eval loss rises from over-confidence alone.
+    metric does: a classifier's eval loss rises from over-confidence alone. For a
+    classification score, ``_overfit`` is its gap while ``eval_loss`` (the same split's eval
+    loss) is above its best, else 0; the gap itself without an eval loss.
     """
     t_steps, t_values, _ = train
     e_steps, e_values, e_walls = evals
@@ -283,6 +300,9 @@ def generalization_gaps(
         pair.prefix: (np.array(steps, dtype=np.int64), np.array(gaps), np.array(walls)),
         pair.prefix + "_relative": (np.array(rel_steps, dtype=np.int64), np.array(rels), np.array(rel_walls)),
     }
+    if higher and is_fraction_score(pair.name.rsplit("/", 1)[-1]):
+        rising = _rising_at(steps, eval_loss) if eval_loss is not None else np.ones(len(steps))
+        out[pair.prefix + "_overfit"] = (np.array(steps, dtype=np.int64), np.array(gaps) * rising, np.array(walls))
     if not higher and with_gl:
         gl: list[float] = []
         gl_steps: list[int] = []
@@ -573,9 +593,12 @@ def evaluate_run(
         classifier = any(is_fraction_score(p.name.rsplit("/", 1)[-1]) for p in pairs) or any(
             _is_eval_split(t.partition("/")[0]) and is_fraction_score(t.rsplit("/", 1)[-1]) for t in arrays
         )
+        losses = {p.split: arrays[p.eval_tag] for p in reversed(pairs) if is_loss_like(p.name.rsplit("/", 1)[-1])}
         for pair in pairs:
             pair_tags.update((pair.train_tag, pair.eval_tag))
-            gaps = generalization_gaps(pair, arrays[pair.train_tag], arrays[pair.eval_tag], with_gl=not classifier)
+            gaps = generalization_gaps(
+                pair, arrays[pair.train_tag], arrays[pair.eval_tag], not classifier, losses.get(pair.split)
+            )
             for tag, data in gaps.items():
                 if tag not in arrays:  # a gap the run wrote itself wins
                     derived[tag] = (pair, data)
@@ -600,7 +623,12 @@ def evaluate_run(
         health = conventional_health(tag)
         info = SeriesInfo(tag, tag, None, None, "gap", health)
         suffix = tag[len(pair.prefix) :]
-        kind = {"": "gap", "_relative": "relative gap", "_gl": "generalization loss (GL)"}[suffix]
+        kind = {
+            "": "gap",
+            "_relative": "relative gap",
+            "_gl": "generalization loss (GL)",
+            "_overfit": "gap while the eval loss rises",
+        }[suffix]
         where = "" if pair.prefix == f"gap/{pair.name}" else f" ({pair.split})"
         title = f"{pair.name} {kind}{where}"
         entries.append((tag, info, info.category, data, (pair.train_tag, pair.eval_tag), (1, i, tag), title))

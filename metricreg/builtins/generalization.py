@@ -16,8 +16,12 @@ How it works:
   - ``gap/<name>_gl`` for loss-like names, in evals without a classification score: Prechelt's
     generalization loss GL = 100·(E_val / min E_val so far − 1) (NaN once the best is ≤ 0).
 
-  Judged: the gap of a classification score in [0, 1] (accuracy, F1, ...; critical above 0.08
-  for 3 evals) and GL (critical above 10 for 3 evals). Not judged: the relative gap (it explodes
+  - ``gap/<name>_overfit`` for a classification score in [0, 1] (accuracy, F1, ...): the gap
+    while the eval loss of the same eval is above its best, else 0 (the gap itself when the
+    eval gives no loss).
+
+  Judged: ``<score>_overfit`` (critical above 0.08 for 3 evals) and GL (critical above 10 for
+  3 evals). Not judged: the relative gap (it explodes
   as the training loss nears 0) and, for classifiers, GL (their eval loss rises from
   over-confidence alone while accuracy holds: GL 15–40 on healthy interpolating runs).
 
@@ -129,6 +133,7 @@ def gap(
     # A classifier's eval loss rises from over-confidence alone while its accuracy holds, so GL is
     # written only for evals without a classification score (regression, reconstruction, SSL).
     classifier = any(is_fraction_score(name) for name in inputs.provided() if name not in EXCLUDE)
+    rising = _eval_loss_rising(inputs, state, split) if classifier else None
     out: dict[str, Any] = {}
     for name in inputs.provided():
         acc = window.get(name)
@@ -149,6 +154,10 @@ def gap(
         member = name if split == primary else f"{split}/{name}"
         out[member] = g
         out[f"{member}_relative"] = rel
+        if is_fraction_score(name):
+            # Overfitting: a large score gap *while* the eval loss is above its best. Before the eval
+            # loss turns, the model still improves on held-out data, whatever the gap.
+            out[f"{member}_overfit"] = g if rising is None else g * A.as_scalar_array(rising, g, xp)
         if is_loss_like(name) and not classifier:
             key = (split, name)
             prev = best.get(key)
@@ -157,6 +166,23 @@ def gap(
             # Prechelt's GL assumes a positive error: undefined (NaN, not judged) once the best is <= 0.
             out[f"{member}_gl"] = xp.where(b > 0, 100.0 * (v / xp.where(b > 0, b, 1.0) - 1.0), xp.nan)
     return out or None
+
+
+def _eval_loss_rising(inputs: Any, state: dict, split: str) -> Any:
+    """1.0 when this eval's loss is above its best so far, else 0.0 (on the loss's device); None without a loss."""
+    names = sorted((n for n in inputs.provided() if is_loss_like(n) and n not in EXCLUDE), key=lambda n: n != "loss")
+    for name in names:
+        raw = inputs[name]
+        if raw is None or not A.is_scalar_like(raw):
+            continue
+        v = _value(raw)
+        xp = A.namespace(v) if A.is_array(v) else A.namespace()
+        v = A.as_scalar_array(v, v if A.is_array(v) else None, xp) if A.is_array(v) else A.as_scalar_array(v)
+        key = ("rise", split, name)
+        prev = state.get(key)
+        state[key] = v if prev is None else xp.where(v < prev, v, prev)
+        return 0.0 if prev is None else A.as_scalar_array(v > prev)
+    return None
 
 
 # Health rules: the manifest's conventions, per member for the common metric names.
@@ -193,8 +219,10 @@ _RAW = Health(
 def _health_table() -> dict[str, Health]:
     table: dict[str, Health] = {}
     for name in _COMMON:
-        table[name] = SCORE_GAP if is_fraction_score(name) else _RAW
+        table[name] = _RAW
         table[f"{name}_relative"] = CONVENTIONAL["gap/*_relative"]
+        if is_fraction_score(name):
+            table[f"{name}_overfit"] = SCORE_GAP
         if is_loss_like(name):
             table[f"{name}_gl"] = CONVENTIONAL["gap/*_gl"]
     return table

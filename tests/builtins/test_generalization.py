@@ -133,6 +133,21 @@ def test_health_rules_are_the_manifest_conventions():
     assert G.HEALTH["loss_gl"] == CONVENTIONAL["gap/*_gl"]
     assert G.HEALTH["loss"].warn_above is None
     assert not G.HEALTH["loss_relative"].has_thresholds  # explodes as the training loss nears 0
-    assert G.HEALTH["accuracy"].critical_above == 0.08 and G.HEALTH["top1"].critical_above == 0.08
+    assert G.HEALTH["accuracy"].critical_above is None  # the raw gap is shown; the _overfit member judges
+    assert G.HEALTH["accuracy_overfit"].critical_above == 0.08 and G.HEALTH["top1_overfit"].critical_above == 0.08
+
+
+def test_score_gap_counts_only_while_the_eval_loss_is_above_its_best(fw):
+    train = [[{"loss": 0.1, "accuracy": 1.0}]] * 4
+    # eval loss: 0.5 (first), 0.4 (new best), 0.45 (above best), 0.42 (still above 0.4)
+    evals = [{"loss": lv, "accuracy": 0.8} for lv in (0.5, 0.4, 0.45, 0.42)]
+    got = [values(r) for r in run(fw, train, evals)]
+    assert [close(r["accuracy"], 0.2, fw.rtol) for r in got] == [True] * 4
+    overfit = [r["accuracy_overfit"] for r in got]
+    assert close(overfit[0], 0.0, fw.rtol, atol=1e-12) and close(overfit[1], 0.0, fw.rtol, atol=1e-12)
+    assert close(overfit[2], 0.2, fw.rtol) and close(overfit[3], 0.2, fw.rtol)
+    # Without an eval loss the gap alone is judged.
+    alone = values(run(fw, [[{"accuracy": 1.0}]], [{"accuracy": 0.8}])[0])
+    assert close(alone["accuracy_overfit"], 0.2, fw.rtol)
     metric = {m.name: m for m in G.METRICS}["gap"]
     assert metric.split == "gap" and metric.schedule.event == "eval"
