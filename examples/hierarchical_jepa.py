@@ -209,7 +209,7 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
                     _, pv = student(xv, mv)
                     val = hjepa_losses(pv, teacher(xv), mv)
                 mon.eval(step, loss=sum(w * v for v, w in zip(val.values(), LEVEL_WEIGHTS, strict=True)))
-    return {"loss": float(loss)}
+    return {"loss": float(loss.detach())}
 
 
 def main(argv: list[str] | None = None) -> int:
