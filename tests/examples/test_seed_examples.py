@@ -200,3 +200,12 @@ def test_per_key_inputs_fan_out(trained):
     ]
     assert len(shares) >= 2
     assert sum(s[-1] for s in shares) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_bad_step_count_names_the_flag(name, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_example(name).main(["--logdir", str(tmp_path / "run"), "--steps", "0"])
+    assert exit_info.value.code == 2
+    assert "--steps" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # rejected before a Monitor opened the run
