@@ -70,15 +70,36 @@ def build(dim: int = 32):
             h = h + self.tokens(h.transpose(1, 2)).transpose(1, 2)
             return h + self.channels(h)
 
+    class Hierarchy(nn.Module):
+        """Levels 1 and 2: pooled tokens through their own projection (level 0: the tokens themselves)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Linear(dim, dim), nn.Linear(dim, dim)])
+
+        def forward(self, h):
+            return [h] + [head(pool(h, level)) for level, head in enumerate(self.heads, start=1)]
+
     class Encoder(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Linear(4, dim)
             self.position = nn.Parameter(torch.randn(16, dim) * 0.1)
             self.blocks = nn.Sequential(Mixer(), Mixer())
+            self.levels = Hierarchy()
 
         def forward(self, p):
-            return self.blocks(self.embed(p) + self.position)
+            return self.levels(self.blocks(self.embed(p) + self.position))
+
+    class Predictor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mask_token = nn.Parameter(torch.zeros(dim))
+            self.tokens = nn.Sequential(Mixer(), nn.LayerNorm(dim), nn.Linear(dim, dim))
+            self.levels = Hierarchy()
+
+        def forward(self, context, mask):
+            return self.levels(self.tokens(torch.where(mask[..., None], context + self.mask_token, context)))
 
     class Student(nn.Module):
         """The trained model: context encoder and predictor (their gradients are the seed's gradient_flow)."""
@@ -86,26 +107,28 @@ def build(dim: int = 32):
         def __init__(self) -> None:
             super().__init__()
             self.context_encoder = Encoder()
-            self.mask_token = nn.Parameter(torch.zeros(dim))
-            self.predictor = nn.Sequential(Mixer(), nn.LayerNorm(dim), nn.Linear(dim, dim))
+            self.predictor = Predictor()
 
         def forward(self, p, mask):
             context = self.context_encoder(p * ~mask[..., None])
-            return context, self.predictor(torch.where(mask[..., None], context + self.mask_token, context))
+            return context, self.predictor(context[0], mask)
 
     student = Student()
     teacher = copy.deepcopy(student.context_encoder).requires_grad_(False)
     return student, teacher
 
 
-def hjepa_losses(pred, target, mask):
-    """Per-level losses on layer-normed targets: masked patches at level 0, every pooled token above."""
+def normed(levels):
+    """Layer-normed targets, per level."""
     import torch.nn.functional as F
 
+    return [F.layer_norm(t, t.shape[-1:]) for t in levels]
+
+
+def hjepa_losses(preds, targets, mask):
+    """Per-level losses against layer-normed targets: masked patches at level 0, every pooled token above."""
     out = {}
-    for level in range(3):
-        p, t = pool(pred, level), pool(target, level)
-        t = F.layer_norm(t, t.shape[-1:])
+    for level, (p, t) in enumerate(zip(preds, normed(targets), strict=True)):
         err = ((p - t) ** 2).mean(-1)
         out[f"h{level}"] = err[mask].mean() if level == 0 else err.mean()
     return out
@@ -122,7 +145,6 @@ def cosine_stats(p, t) -> dict[str, float]:
 
 def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
     import torch
-    import torch.nn.functional as F
     from sklearn.datasets import load_digits
 
     torch.manual_seed(seed)
@@ -163,14 +185,14 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
                     t.mul_(momentum).add_(s.detach(), alpha=1 - momentum)
 
             # --- monitoring: the seed's whole MetricsLogger / HJEPATensorBoardLogger -------------
-            levels = {f"level{i}": pool(context, i).detach().flatten(0, 1) for i in range(3)}
+            levels = {f"level{i}": c.detach().flatten(0, 1) for i, c in enumerate(context)}
             mon.step(
                 step,
                 loss=loss.detach(),
                 losses={k: v.detach() for k, v in parts.items()},  # losses/h0.. and their _share
-                embeddings={**levels, "target": target.flatten(0, 1)},  # collapse/<level>/...
-                predictions=pred.detach()[mask],  # level 0: prediction/cosine/*, nmse
-                targets=F.layer_norm(target, target.shape[-1:])[mask],
+                embeddings={**levels, "target": target[0].flatten(0, 1)},  # collapse/<level>/...
+                predictions=pred[0].detach()[mask],  # level 0: prediction/cosine/*, nmse
+                targets=normed(target)[0][mask],
                 model=student,
                 ema_model=teacher,
                 momentum=momentum,
@@ -192,12 +214,12 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
                         "masking/num_masked_patches": int(mask[0].sum()),
                         "masking/num_unmasked_patches": int((~mask[0]).sum()),
                     }
-                    norm_target = F.layer_norm(target, target.shape[-1:])
+                    norm_target = normed(target)
                     for i in range(3):
                         hand[f"hierarchy/level{i}_feat_mean"] = levels[f"level{i}"].mean()
                         hand[f"hierarchy/level{i}_num_patches"] = 16 // 4**i
                         if i:  # level 0 is the built-in prediction/cosine/*
-                            stats = cosine_stats(pool(pred, i), pool(norm_target, i))
+                            stats = cosine_stats(pred[i].detach(), norm_target[i])
                             hand.update({f"prediction/level{i}_{k}": v for k, v in stats.items()})
                 mon.log(hand, step)
             if (step + 1) % 50 == 0:  # an "epoch" of this short run: its mean loss and a validation pass
