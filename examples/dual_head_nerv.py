@@ -163,12 +163,8 @@ def train(logdir: str, steps: int = 400, seed: int = 0) -> dict[str, float]:
     target_rgb, target_clip = to_patches(frames), clip(to_patches(frames))
 
     with mr.Monitor(logdir, config=CONFIG) as mon:
-        sizes = {"train_frames": len(train_ids), "val_frames": len(val_ids)}
-        mon.log(
-            {f"Info/num_{k}": v for k, v in sizes.items()}
-            | {f"Info/num_{k[:-7]}_patches": 8 * v for k, v in sizes.items()},
-            0,
-        )
+        mon.log({"Info/num_train_frames": len(train_ids), "Info/num_train_patches": 8 * len(train_ids)}, 0)
+        mon.log({"Info/num_val_frames": len(val_ids), "Info/num_val_patches": 8 * len(val_ids)}, 0)
         for step in range(steps):  # full batch: every training patch, every step
             t0 = time.perf_counter()
             rgb, sem = model(coords)
