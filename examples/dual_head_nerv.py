@@ -182,12 +182,9 @@ def train(logdir: str, steps: int = 400, seed: int = 0) -> dict[str, float]:
 
             # --- monitoring: the seed's per-batch, per-epoch and per-eval logging -----------------
             recon = to_frames(rgb.detach())
-            # The stability rules judge one objective: the total is passed once the CLIP term is on
-            # (a term switched on after the loss has fallen reads as lost progress; docs/seeds.md).
-            objective = {"loss": loss.detach()} if clip_active else {}
             mon.step(
                 step,
-                **objective,
+                loss=loss.detach(),  # with warmup=, the stability rules restart when the CLIP term joins
                 losses={"pixel": pixel_loss.detach(), "clip_weighted": weighted.detach()},  # and _share
                 warmup=not clip_active,  # the seed's clip_loss_active, inverted
                 reconstruction=recon,  # (frames, H, W, 3): prediction/psnr, psnr_spread, psnr_hist

@@ -227,7 +227,18 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
 
 
 @_QUIET
-def progress_lost(loss: Any, state: dict | None = None) -> Any:
+def _warming_up(warmup: Any) -> bool:
+    """True when the loop says it is warming up. Host values only: a device flag is not read
+    (that would sync); pass a Python bool for the rule to follow the warm-up."""
+    if warmup is None or (A.is_array(warmup) and not isinstance(warmup, np.generic)):
+        return False
+    try:
+        return bool(warmup)
+    except (TypeError, ValueError):
+        return False
+
+
+def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> Any:
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
     L̃ is a debiased EMA (weight 0.8) of the loss sampled every 10 steps, L₀ the median of
@@ -236,8 +247,15 @@ def progress_lost(loss: Any, state: dict | None = None) -> Any:
     killed by a too-large learning rate. Scale-free, so it works for cross-entropy, MSE and
     negative-cosine losses alike; 0 until the run has learned something (best L̃ at least
     10% of |L₀| below L₀), so a run that never learned is not reported as diverging.
+
+    While ``warmup`` is true the rule starts afresh at every due step and reads 0: a loss whose
+    terms are switched on after a warm-up jumps by design. Its baseline starts when the
+    warm-up ends.
     """
     state = {} if state is None else state
+    if _warming_up(warmup):
+        state.clear()
+        return np.float64(0.0)
     value = scalar_loss(loss)
     if isinstance(value, np.generic):
         return _progress_lost_host(float(value), state)

@@ -126,3 +126,18 @@ def test_eval_drop_measures_the_fall_of_each_score_from_its_best():
     out = ev(loss=2.3, accuracy=0.1, f1=0.1)
     assert out["accuracy"] == pytest.approx(0.85) and out["f1"] == 0.0
     assert ev(loss=0.3) is None  # no classification score: nothing to judge
+
+
+def test_progress_lost_restarts_when_a_warm_up_ends(fw):
+    """A loss term switched on after a warm-up makes the total jump by design (the HNeRV seed)."""
+    state: dict = {}
+    out = []
+    for i in range(80):
+        warm = i < 40
+        loss = (1.0 - 0.02 * i) if warm else 2.0 - 0.005 * (i - 40)  # the CLIP term joins at 40
+        out.append(value(S.progress_lost(fw.array(np.float64(loss)), state, warmup=warm)))
+    assert max(out) < 0.5 and out[:40] == [0.0] * 40
+    # Without the flag the same series reads as lost progress.
+    state = {}
+    plain = [value(S.progress_lost(fw.array(np.float64(1.0 - 0.02 * i if i < 40 else 2.0)), state)) for i in range(80)]
+    assert max(plain) > 0.5
