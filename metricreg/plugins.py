@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.performance",
     "metricreg.builtins.system",
     "metricreg.builtins.prediction",
+    "metricreg.builtins.heads",
 )
 
 

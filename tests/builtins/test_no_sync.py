@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from metricreg import arrays as A
-from metricreg.builtins import collapse, ema, generalization, loss, optimization, prediction, stability
+from metricreg.builtins import collapse, ema, generalization, heads, loss, optimization, prediction, stability
 from metricreg.inputs import Inputs
 
 torch = pytest.importorskip("torch")
@@ -129,3 +129,9 @@ def test_prediction_family():
     on_device(prediction.psnr(meta(2, 3, 8, 8), meta(2, 3, 8, 8)))
     on_device(prediction.paired((meta(2000, 8), meta(2000, 8))))
     on_device(prediction.similarity_image({"a": meta(100, 8), "b": meta(100, 8)}))
+
+
+def test_head_statistics():
+    net = model()
+    grads = optimization.derive_grads(net)
+    on_device(heads.head_stats({"first": "0", "last": net[2]}, grads=grads, model=net))
