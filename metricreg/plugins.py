@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.system",
     "metricreg.builtins.prediction",
     "metricreg.builtins.heads",
+    "metricreg.builtins.init_distance",
 )
 
 

@@ -13,7 +13,17 @@ from __future__ import annotations
 import pytest
 
 from metricreg import arrays as A
-from metricreg.builtins import collapse, ema, generalization, heads, loss, optimization, prediction, stability
+from metricreg.builtins import (
+    collapse,
+    ema,
+    generalization,
+    heads,
+    init_distance,
+    loss,
+    optimization,
+    prediction,
+    stability,
+)
 from metricreg.inputs import Inputs
 
 torch = pytest.importorskip("torch")
@@ -135,3 +145,12 @@ def test_head_statistics():
     net = model()
     grads = optimization.derive_grads(net)
     on_device(heads.head_stats({"first": "0", "last": net[2]}, grads=grads, model=net))
+
+
+def test_init_distance():
+    state: dict = {}
+    net = model()
+    for _ in range(2):
+        on_device(init_distance.init_distance(net, state=state))
+    big = {"w": meta(1000, 1000)}  # sampled (above the per-tensor cap)
+    on_device(init_distance.init_distance(big, state={}))
