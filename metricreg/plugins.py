@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.prediction",
     "metricreg.builtins.heads",
     "metricreg.builtins.init_distance",
+    "metricreg.builtins.levels",
 )
 
 

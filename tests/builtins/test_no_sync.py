@@ -19,6 +19,7 @@ from metricreg.builtins import (
     generalization,
     heads,
     init_distance,
+    levels,
     loss,
     optimization,
     prediction,
@@ -154,3 +155,10 @@ def test_init_distance():
         on_device(init_distance.init_distance(net, state=state))
     big = {"w": meta(1000, 1000)}  # sampled (above the per-tensor cap)
     on_device(init_distance.init_distance(big, state={}))
+
+
+def test_prediction_levels():
+    pairs = levels.derive_pairs({"l0": meta(40, 8), "l1": meta(4, 10, 8)}, {"l0": meta(40, 8), "l1": meta(4, 10, 8)})
+    for pair in pairs.values():
+        on_device(levels.level_cosine(pair))
+        on_device(levels.level_nmse(pair))
