@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.heads",
     "metricreg.builtins.init_distance",
     "metricreg.builtins.levels",
+    "metricreg.builtins.probe",
 )
 
 

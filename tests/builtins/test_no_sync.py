@@ -23,6 +23,7 @@ from metricreg.builtins import (
     loss,
     optimization,
     prediction,
+    probe,
     stability,
 )
 from metricreg.inputs import Inputs
@@ -162,3 +163,9 @@ def test_prediction_levels():
     for pair in pairs.values():
         on_device(levels.level_cosine(pair))
         on_device(levels.level_nmse(pair))
+
+
+def test_knn_probe():
+    labels = torch.empty(600, device=META, dtype=torch.int64)
+    on_device(probe.knn_accuracy((meta(600, 16), labels)))  # two row blocks
+    on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
