@@ -16,6 +16,7 @@ memory: the sample (≤ 64 KiB per float32 tensor).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from metricreg import adapters
@@ -36,7 +37,7 @@ def init_distance(model: Any, state: dict | None = None) -> Any:
     start = state.get("theta0")
     if start is None:
         start = state["theta0"] = {name: adapters.sample_copy(p) for name, p in params}
-    diffs, bases = [], []
+    names, samples, olds, weights = [], [], [], []
     for name, p in params:
         if name not in start:
             continue
@@ -44,18 +45,47 @@ def init_distance(model: Any, state: dict | None = None) -> Any:
         sample, weight = adapters.sample_flat(p)
         if tuple(sample.shape) != tuple(old.shape) or weight != w_old:
             continue
-        diffs.append((sample - old, weight))
-        bases.append((old, weight))
-    if not diffs:
+        names.append(name)
+        samples.append(sample)
+        olds.append(old)
+        weights.append(weight)
+    if not samples:
         return None
-    moved = adapters.sampled_sq_norm(diffs)
-    base = adapters.sampled_sq_norm(bases)
+    cached = state.get("base")
+    if cached is None or cached[0] != names:  # ‖θ₀‖² of the compared entries: fixed, computed once
+        cached = state["base"] = (names, adapters.sampled_sq_norm(zip(olds, weights, strict=True)))
+    base = cached[1]
+    moved = _torch_moved(samples, olds, weights, state)
+    if moved is None:
+        moved = adapters.sampled_sq_norm((a - b, w) for a, b, w in zip(samples, olds, weights, strict=True))
     xp = A.namespace(moved)
     dist, norm0 = xp.sqrt(moved), xp.sqrt(base)
     result = dist / xp.clip(norm0, 1e-30, None)
     if any(adapters.shard_weight(p) is not None for _, p in params):
         result = mark_shard(result, dist, norm0)  # FSDP2: ranks combine their shards into the global ratio
     return result
+
+
+def _torch_moved(samples: list[Any], olds: list[Any], weights: list[float], state: dict) -> Any:
+    """Σ w·‖s − s₀‖² with two fused kernels (torch, one device and dtype); None elsewhere."""
+    first = samples[0]
+    if not A.is_torch(first) or not hasattr(sys.modules["torch"], "_foreach_norm"):
+        return None
+    torch = sys.modules["torch"]
+    if any(s.dtype != first.dtype or s.device != first.device for s in samples) or first.dtype not in (
+        torch.float32,
+        torch.float64,
+    ):
+        return None
+    norms = torch.stack(torch._foreach_norm(torch._foreach_sub(samples, olds)))
+    key = (len(weights), first.dtype, first.device)
+    scale = state.get("weights")
+    if scale is None or scale[0] != key:  # fills on the device, once: no host-to-device copy
+        scale = state["weights"] = (
+            key,
+            torch.stack([torch.full((), w, dtype=first.dtype, device=first.device) for w in weights]),
+        )
+    return torch.sum(norms * norms * scale[1])
 
 
 HEALTH_INIT = Health(

@@ -56,14 +56,31 @@ def test_snapshot_is_a_copy_under_in_place_optimizer_updates():
     assert close(value(D.init_distance(net, state=state)), ref, 1e-6)
 
 
-def test_large_tensors_are_sampled_in_proportion():
+def f32(tree: dict) -> dict:
+    return {k: v.astype(np.float32) for k, v in tree.items()}
+
+
+def test_large_tensors_are_sampled_in_proportion(fw):
     rng = np.random.default_rng(1)
     theta0 = {"big": rng.standard_normal((1000, 1000)), "small": rng.standard_normal(50)}
     theta1 = {"big": theta0["big"] + 0.1 * rng.standard_normal((1000, 1000)), "small": theta0["small"] + 1.0}
     state: dict = {}
-    D.init_distance(theta0, state=state)
+    D.init_distance(fw.tree(f32(theta0)), state=state)
     ref = np.linalg.norm(flat(theta1) - flat(theta0)) / np.linalg.norm(flat(theta0))
-    assert close(value(D.init_distance(theta1, state=state)), ref, 0.05)
+    assert close(value(D.init_distance(fw.tree(f32(theta1)), state=state)), ref, 0.05)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_parameters(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    theta0 = {"w": torch.from_numpy(rng.standard_normal((64, 32))).to(getattr(torch, dtype))}
+    theta1 = {"w": theta0["w"] + 0.25}
+    state: dict = {}
+    D.init_distance(theta0, state=state)
+    a, b = (t["w"].double().numpy() for t in (theta1, theta0))
+    # The difference is formed in the parameters' own dtype (8 bits of mantissa for bfloat16).
+    assert close(value(D.init_distance(theta1, state=state)), np.linalg.norm(a - b) / np.linalg.norm(b), 1e-2)
 
 
 def test_monitor_writes_init_distance_every_100_steps(tmp_path):
