@@ -65,8 +65,8 @@ def test_device_route_matches_on_torch_and_on_float16():
     assert isinstance(got, torch.Tensor) and value(got) == pytest.approx(reference(features, labels), abs=1e-12)
     half = features.astype(np.float16)
     assert value(P.knn_accuracy({"features": half, "labels": labels})) == pytest.approx(
-        reference(half.astype(np.float64), labels), abs=1e-12
-    )
+        reference(half.astype(np.float64), labels), abs=1e-6
+    )  # float16 is compared in float32: the same count of hits
 
 
 def test_structured_inputs_separable_random_and_bad_input():
