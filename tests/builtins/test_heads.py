@@ -101,3 +101,17 @@ def test_monitor_writes_head_tags_every_100_steps(tmp_path):
     assert [s for s, _ in written["train/optimization/heads/grad_ratio"]] == [0, 100, 200]
     assert "train/optimization/heads/rgb/param_std" in written
     assert "train/optimization/heads/clip/grad_norm" in written
+
+
+def test_half_precision_heads_are_summed_in_a_wider_float():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    # The norm is accumulated in float32 but returned in the gradients' dtype (as clip_grad_norm_ does):
+    # one rounding, 2^-11 relative for float16, 2^-8 for bfloat16.
+    for dtype, norm_rtol in ((torch.float16, 2**-11), (torch.bfloat16, 2**-8)):
+        params = {"h": {"w": torch.from_numpy(rng.standard_normal((64, 64)) + 3.0).to(dtype)}}
+        grads = {"h": {"w": torch.from_numpy(1e-3 * rng.standard_normal((64, 64))).to(dtype)}}
+        got = values(H.head_stats({"h": "h"}, grads=grads, model=params))
+        p, g = params["h"]["w"].double().numpy().ravel(), grads["h"]["w"].double().numpy().ravel()
+        assert close(got["h/param_mean"], p.mean(), 1e-9) and close(got["h/param_std"], p.std(ddof=1), 1e-9)
+        assert close(got["h/grad_norm"], np.linalg.norm(g), norm_rtol)
