@@ -49,7 +49,18 @@ def _select(named: list[tuple[str, Any]], prefix: str) -> list[Any]:
     return [a for n, a in named if n == prefix or n.startswith(prefix + ".")]
 
 
-def _head_arrays(spec: Any, name: str, params: list, grads: list) -> tuple[list[Any], list[Any]]:
+def _names_in(model: Any, params: list, sub: Any) -> set[str] | None:
+    """The names in ``params`` (``adapters.named_parameters(model)``) of submodule ``sub``'s parameters."""
+    if model is None or not adapters.is_torch_module(model):
+        return None
+    ids = {id(p) for p in sub.parameters()}
+    raw = [p for _, p in model.named_parameters()]  # the order adapters.named_parameters keeps
+    if len(raw) != len(params):
+        return None
+    return {name for (name, _), p in zip(params, raw, strict=True) if id(p) in ids} or None
+
+
+def _head_arrays(spec: Any, name: str, params: list, grads: list, model: Any = None) -> tuple[list[Any], list[Any]]:
     """(parameters, gradients) of one head, from a prefix or a submodule."""
     if isinstance(spec, str):
         ps, gs = _select(params, spec), _select(grads, spec)
@@ -61,7 +72,10 @@ def _head_arrays(spec: Any, name: str, params: list, grads: list) -> tuple[list[
         return ps, gs
     if adapters.is_torch_module(spec) or hasattr(spec, "named_parameters"):
         ps = [p for _, p in adapters.named_parameters(spec)]
-        gs = [g for _, g in adapters.named_grads(spec) or []]
+        names = _names_in(model, params, spec)
+        # The head's entries of `grads` (which may be what the loop passed, e.g. pre-clip gradients);
+        # a submodule not found in `model` reads its own .grad.
+        gs = [g for n, g in grads if n in names] if names else [g for _, g in adapters.named_grads(spec) or []]
         if not ps:
             raise ValueError(f"heads[{name!r}]: the module {type(spec).__name__} has no parameters")
         return ps, gs
@@ -99,7 +113,7 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
     norms = []
     for name, spec in heads.items():
         label = _label(name)
-        ps, gs = _head_arrays(spec, name, params, named_grads or [])
+        ps, gs = _head_arrays(spec, name, params, named_grads or [], model)
         if gs:
             norm = adapters.global_norm(gs)
             out[f"{label}/grad_norm"] = norm

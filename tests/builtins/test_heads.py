@@ -90,6 +90,10 @@ def test_torch_submodules_and_prefixes_agree_with_a_real_backward():
     }
     assert close(by_module["rgb/grad_norm"], ref["rgb"], 1e-6)
     assert close(by_module["grad_ratio"], max(ref.values()) / min(ref.values()), 1e-6)
+    # A submodule head reads the loop's `grads` (e.g. pre-clip gradients), not the module's .grad.
+    halved = {n: 0.5 * g for n, g in grads.items()}
+    scaled = values(H.head_stats({"rgb": net.rgb_head, "clip": net.clip_head}, grads=halved, model=net))
+    assert close(scaled["rgb/grad_norm"], 0.5 * ref["rgb"], 1e-6)
 
 
 def test_monitor_writes_head_tags_every_100_steps(tmp_path):
