@@ -61,6 +61,10 @@ def _shapes(features: Any, labels: Any) -> tuple[int, int]:
             f"probe: features must be (n, d) and labels (n,) class ids, got shapes {tuple(features.shape)} and "
             f"{tuple(labels.shape)}"
         )
+    if A.is_torch(features) and A.is_torch(labels) and features.device != labels.device:
+        raise ValueError(
+            f"probe: features are on {features.device} but labels on {labels.device}: put both on one device"
+        )
     n = int(features.shape[0])
     if int(labels.shape[0]) != n:
         raise ValueError(f"probe: {n} feature rows but {int(labels.shape[0])} labels")

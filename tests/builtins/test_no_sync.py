@@ -169,3 +169,5 @@ def test_knn_probe():
     labels = torch.empty(600, device=META, dtype=torch.int64)
     on_device(probe.knn_accuracy((meta(600, 16), labels)))  # two row blocks
     on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
+    with pytest.raises(ValueError, match="probe: features are on meta but labels on cpu"):
+        probe.knn_accuracy((meta(600, 16), torch.zeros(600, dtype=torch.int64)))
