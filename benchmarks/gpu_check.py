@@ -109,6 +109,8 @@ def train(steps: int, device: torch.device, mon: mr.Monitor | None) -> float:
                 embeddings=lambda h=hidden: h.detach(),
                 predictions=lambda lg=logits: lg.detach(),
                 targets=lambda yy=y: F.one_hot(yy, 10).float(),
+                heads={"first": "0", "last": model[4]},
+                probe=lambda h=hidden, yy=y: (h.detach(), yy),
             )
             if step % 250 == 0:
                 with torch.no_grad():

@@ -38,6 +38,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.distillation",
     "metricreg.builtins.reconstruction",
     "metricreg.builtins.loss_parts",
+    "metricreg.builtins.heads",
+    "metricreg.builtins.init_distance",
+    "metricreg.builtins.levels",
+    "metricreg.builtins.probe",
 )
 
 

@@ -23,6 +23,7 @@ margin,top1}``                      matched pairs (diag), mean over mismatched p
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from metricreg import arrays as A
@@ -67,6 +68,8 @@ def _host_pair(predictions: Any, targets: Any) -> bool:
 
 def cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
     """Row-wise cosine similarity statistics between predictions and targets."""
+    if isinstance(predictions, Mapping) or isinstance(targets, Mapping):
+        return None  # per-level dicts: metricreg.builtins.levels writes levels/<level>/cosine
     if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
         if _matrix_shape(predictions)[1] < 2:
             return None
@@ -91,6 +94,8 @@ def _cosine(predictions: Any, targets: Any) -> dict[str, Any] | None:
 
 def nmse(predictions: Any, targets: Any) -> Any:
     """Σ‖p − t‖² / Σ‖t − t̄‖²: fraction of variance unexplained."""
+    if isinstance(predictions, Mapping) or isinstance(targets, Mapping):
+        return None  # per-level dicts: metricreg.builtins.levels writes levels/<level>/nmse
     if _host_pair(predictions, targets):  # CPU data: one copy here, the arithmetic on the writer thread
         return A.on_writer(_nmse, {"predictions": predictions, "targets": targets})
     return _nmse(predictions, targets)

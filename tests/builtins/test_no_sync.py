@@ -18,10 +18,14 @@ from metricreg.builtins import (
     distillation,
     ema,
     generalization,
+    heads,
+    init_distance,
+    levels,
     loss,
     loss_parts,
     optimization,
     prediction,
+    probe,
     reconstruction,
     representation,
     stability,
@@ -172,3 +176,33 @@ def test_loss_parts():
     on_device(loss_parts.losses({"recon": meta(()), "pred": meta(16), "kl": 0.5}))
     on_device(loss_parts.losses({"a": 1.0, "b": meta((), dtype=torch.bfloat16)}))
     on_device(loss_parts.warmup(meta((), dtype=torch.bool)))
+
+
+def test_head_statistics():
+    net = model()
+    grads = optimization.derive_grads(net)
+    on_device(heads.head_stats({"first": "0", "last": net[2]}, grads=grads, model=net))
+
+
+def test_init_distance():
+    state: dict = {}
+    net = model()
+    for _ in range(2):
+        on_device(init_distance.init_distance(net, state=state))
+    big = {"w": meta(1000, 1000)}  # sampled (above the per-tensor cap)
+    on_device(init_distance.init_distance(big, state={}))
+
+
+def test_prediction_levels():
+    pairs = levels.derive_pairs({"l0": meta(40, 8), "l1": meta(4, 10, 8)}, {"l0": meta(40, 8), "l1": meta(4, 10, 8)})
+    for pair in pairs.values():
+        on_device(levels.level_cosine(pair))
+        on_device(levels.level_nmse(pair))
+
+
+def test_knn_probe():
+    labels = torch.empty(600, device=META, dtype=torch.int64)
+    on_device(probe.knn_accuracy((meta(600, 16), labels)))  # two row blocks
+    on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
+    with pytest.raises(ValueError, match="probe: features are on meta but labels on cpu"):
+        probe.knn_accuracy((meta(600, 16), torch.zeros(600, dtype=torch.int64)))
