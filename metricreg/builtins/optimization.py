@@ -102,7 +102,12 @@ def learning_rate(optimizer: Any) -> Any:
 
 def grad_norm_metric(grad_norm: Any) -> Any:
     # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
-    return A.detach(adapters.local_tensor(grad_norm)) if grad_norm is not None else None
+    if grad_norm is None:
+        return None
+    norm = A.detach(adapters.local_tensor(grad_norm))
+    if getattr(norm, "_metricreg_shard", None) is not None or adapters.is_shard_sum(norm):
+        return norm  # a per-rank shard norm: the exchange combines it by its marks, kept on the tensor
+    return A.host_scalar(norm)  # a CPU scalar is read as a float now: no copy taken at its step
 
 
 def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> Any:
