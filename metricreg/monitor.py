@@ -570,7 +570,7 @@ class Monitor:
                     kwargs[name] = inputs
             fan = kwargs.get(compiled.fan_out) if compiled.fan_out else None
             wants_state = compiled.wants_state
-            if isinstance(fan, Mapping):
+            if fan is not None and isinstance(fan, Mapping):  # (an ABC check: skipped for the usual None)
                 for key, value in fan.items():
                     kwargs[compiled.fan_out] = value  # type: ignore[index]
                     if wants_state:
@@ -595,6 +595,9 @@ class Monitor:
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]
     ) -> None:
         if result is None:
+            return
+        if type(result) is float:  # the commonest result on CPU (A.host_scalar): immutable, no copy, no ABC check
+            out.append((compiled.series_key(split, key, None), result))
             return
         if type(result) is dict or isinstance(result, Mapping):
             for member, value in result.items():
