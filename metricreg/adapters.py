@@ -18,6 +18,7 @@ such shards are marked so the Monitor combines them across ranks as sqrt(sum of 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -172,6 +173,7 @@ def named_grads(obj: Any) -> list[tuple[str, Any]] | None:
     return out or None
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of its arguments, asked for every parameter every 100 steps
 def group_name(name: str, depth: int = 1) -> str:
     """The module a parameter belongs to, as a tag component: ``encoder.layers.0.weight`` -> ``encoder``."""
     parts = [p for p in re.split(r"[./\[\]]+", name) if p]
@@ -396,3 +398,72 @@ def sampled_sq_norm(pairs: Iterable[tuple[Any, float]]) -> Any:
 
 def numel(x: Any) -> int:
     return math.prod(tuple(x.shape))
+
+
+# ------------------------------------------------------------------ torch fast paths
+#
+# The parameter passes of the optimization metrics (update snapshot and ratio, dead units,
+# gradient flow) run over every parameter tensor every 100 steps. Through the array-API
+# wrappers each tensor costs several microseconds of Python on the training thread (a model
+# has hundreds of tensors); for plain torch tensors (not shards) the same kernels are called
+# directly here: the same entries, the same arithmetic in the same order, so the same values
+# (tests/builtins/test_optimization_fast.py compares both routes).
+
+
+def plain_torch(xs: Sequence[Any]) -> bool:
+    """True when ``xs`` is non-empty and every entry is a torch tensor that is not a shard."""
+    torch = sys.modules.get("torch")
+    if torch is None or not xs or not hasattr(torch, "_foreach_norm"):
+        return False
+    tensor = torch.Tensor
+    return all(isinstance(x, tensor) and getattr(x, SHARD_WEIGHT, None) is None for x in xs)
+
+
+def torch_sample_flat(x: Any, copy: bool = False, cap: int = SAMPLE_PER_TENSOR) -> tuple[Any, float]:
+    """:func:`sample_flat` (``copy``: :func:`sample_copy`) for a plain torch tensor, without the wrappers."""
+    flat = x.detach().reshape(-1)
+    n = flat.shape[0]
+    if n <= cap:
+        return (flat.clone() if copy else flat), 1.0
+    # index_select makes a new tensor: a snapshot already, no second copy needed
+    return flat.index_select(0, A.row_indices(n, cap, A.namespace(flat), flat.device)), n / cap * 1.0
+
+
+def torch_sampled_sq_norm(pairs: Iterable[tuple[Any, float]]) -> Any:
+    """:func:`sampled_sq_norm` for torch vectors: Σ weight·‖v‖², accumulated in the same order."""
+    torch = sys.modules["torch"]
+    total = None
+    for v, w in pairs:
+        vf = v if v.dtype in (torch.float32, torch.float64) else v.to(torch.float32)
+        part = torch.sum(vf * vf)
+        if w != 1.0:
+            part = part * w
+        total = part if total is None else total + part
+    return total
+
+
+def torch_group_norms(named: Sequence[tuple[str, Any]], groups: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """:func:`global_norm` of each group of plain torch tensors (indices into ``named``), one _foreach_norm each
+    (device, dtype): per-tensor norms as sum_of_squares computes them, then the same stack-square-sum-sqrt."""
+    torch = sys.modules["torch"]
+    norms: list[Any] = [None] * len(named)
+    by_kind: dict[tuple, list[int]] = {}
+    for i, (_, g) in enumerate(named):
+        by_kind.setdefault((g.device, g.dtype), []).append(i)
+    for (_, dtype), idx in by_kind.items():
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        for i, n in zip(idx, torch._foreach_norm([named[i][1].detach() for i in idx]), strict=True):
+            norms[i] = n if n.dtype == acc else n.to(acc)
+    out = {}
+    for label, idx in groups.items():
+        first = named[idx[0]][1]
+        kinds: dict[tuple, list[int]] = {}  # sum_of_squares adds one part per (device, dtype), in first-seen order
+        for i in idx:
+            kinds.setdefault((named[i][1].device, named[i][1].dtype), []).append(i)
+        total = None
+        for part_idx in kinds.values():
+            stacked = torch.stack([norms[i].to(device=first.device) for i in part_idx])
+            part = torch.sum(stacked * stacked)
+            total = part if total is None else total + part.to(total.dtype)
+        out[label] = torch.sqrt(total)
+    return out

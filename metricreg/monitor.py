@@ -109,6 +109,12 @@ def _captured(value: Any) -> Any:
         return BadValue(str(exc))
 
 
+_SPECIAL = ("state", "split", "inputs")  # arguments the Monitor fills itself, never inputs
+
+# type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
+_ITERATOR_TYPES: dict[type, bool] = {}
+
+
 class _Compiled:
     """A registered metric plus its runtime state (schedule position, failures)."""
 
@@ -125,11 +131,15 @@ class _Compiled:
         "next_due",
         "optional",
         "params",
+        "plan",
         "plugin",
+        "predicate",
         "reported_missing",
+        "required",
         "schedule",
         "series",
         "state",
+        "wants_state",
     )
 
     def __init__(self, reg: Registered) -> None:
@@ -141,6 +151,16 @@ class _Compiled:
         self.params = reg.metric.inputs
         self.optional = reg.metric.optional_inputs
         self.fan_out = reg.metric.fan_out
+        self.predicate = isinstance(self.schedule, Predicate)
+        # Precomputed once, so a due step does not re-derive them per call: the inputs that must be
+        # present, and how each argument is filled (0: split, 1: inputs, 2: required, 3: optional).
+        self.wants_state = "state" in self.params or "state" in self.optional
+        self.required = tuple(n for n in self.params if n not in _SPECIAL)
+        self.plan = tuple(
+            (n, 0 if n == "split" else 1 if n == "inputs" else 2 if n in self.params else 3)
+            for n in self.params + self.optional
+            if n != "state"
+        )
         self.failures = 0
         self.consecutive = 0
         self.disabled = False
@@ -430,7 +450,13 @@ class Monitor:
             self._warn_if_inert()
             return
         for name, value in raw.items():
-            if is_iterator(value):
+            kind = type(value)
+            iterator = _ITERATOR_TYPES.get(kind)
+            if iterator is None:
+                iterator = is_iterator(value)
+                if len(_ITERATOR_TYPES) < 256:
+                    _ITERATOR_TYPES[kind] = iterator
+            if iterator:
                 raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
@@ -441,7 +467,7 @@ class Monitor:
             if compiled.disabled:
                 continue
             if event == "step":
-                if isinstance(compiled.schedule, Predicate):
+                if compiled.predicate:
                     if not self._predicate_due(compiled, position):
                         continue
                 elif compiled.next_due > position:
@@ -523,8 +549,8 @@ class Monitor:
         out: list[tuple[SeriesKey, Any]],
     ) -> None:
         """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written."""
-        for name in compiled.params:
-            if name not in inputs and name not in ("state", "split", "inputs"):
+        for name in compiled.required:
+            if name not in inputs:
                 if not compiled.reported_missing:
                     compiled.reported_missing = True
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
@@ -532,18 +558,19 @@ class Monitor:
         self._cost.start(compiled.name, compiled.plugin, step)
         try:
             kwargs: dict[str, Any] = {}
-            for name in compiled.params + compiled.optional:
-                if name == "split":
-                    kwargs[name] = split
-                elif name == "inputs":
-                    kwargs[name] = inputs
-                elif name == "state":
-                    continue
-                elif name in inputs:
+            for name, how in compiled.plan:
+                if how == 2:  # required: present (checked above)
                     kwargs[name] = inputs[name]
+                elif how == 3:
+                    if name in inputs:
+                        kwargs[name] = inputs[name]
+                elif how == 0:
+                    kwargs[name] = split
+                else:
+                    kwargs[name] = inputs
             fan = kwargs.get(compiled.fan_out) if compiled.fan_out else None
-            wants_state = "state" in compiled.params or "state" in compiled.optional
-            if isinstance(fan, Mapping):
+            wants_state = compiled.wants_state
+            if fan is not None and isinstance(fan, Mapping):  # (an ABC check: skipped for the usual None)
                 for key, value in fan.items():
                     kwargs[compiled.fan_out] = value  # type: ignore[index]
                     if wants_state:
@@ -569,12 +596,16 @@ class Monitor:
     ) -> None:
         if result is None:
             return
-        if isinstance(result, Mapping):
+        if type(result) is float:  # the commonest result on CPU (A.host_scalar): immutable, no copy, no ABC check
+            out.append((compiled.series_key(split, key, None), result))
+            return
+        if type(result) is dict or isinstance(result, Mapping):
             for member, value in result.items():
                 if value is not None:
-                    out.append((compiled.series_key(split, key, str(member)), _captured(value)))
-        else:
-            out.append((compiled.series_key(split, key, None), _captured(result)))
+                    series = compiled.series_key(split, key, member if type(member) is str else str(member))
+                    out.append((series, value if type(value) is float else _captured(value)))
+        else:  # a Python float is immutable: no copy to take
+            out.append((compiled.series_key(split, key, None), result if type(result) is float else _captured(result)))
 
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
         with self._failure_lock:

@@ -378,7 +378,6 @@ def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
     state = {} if state is None else state
     value = scalar_loss(loss)
-    xp = _ns(value)
     hist: list = state.setdefault("history", [])
     hist.append((step, value))
     del hist[:-TREND_WINDOW]
@@ -397,7 +396,9 @@ def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
         slope = term if slope is None else slope + term
         scale = abs(v) if scale is None else scale + abs(v)  # __abs__: no namespace call per sample
     scale = scale / float(len(hist))
-    return slope * 1000.0 / xp.clip(scale, 1e-30, None)
+    if isinstance(scale, (float, np.floating)):  # host floats (CPU losses): no array namespace round trip
+        return np.float64(slope * 1000.0 / max(scale, 1e-30))  # max keeps a NaN scale, as clip does
+    return slope * 1000.0 / _ns(value).clip(scale, 1e-30, None)
 
 
 _REMEDY_NONFINITE = (

@@ -103,3 +103,47 @@ def test_progress_lost_float_route_equals_array_route(host):
     assert max(ref) > 0.5  # the series does exercise the rule
     for step, (g, r) in enumerate(zip(got, ref, strict=True)):
         assert (math.isnan(g) and math.isnan(r)) or g == pytest.approx(r, rel=1e-5, abs=1e-6), (step, g, r)
+
+
+@pytest.mark.parametrize("host", ["numpy", "torch"])
+def test_loss_trend_float_route_equals_array_route(host):
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    else:
+        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    rise = [float(np.float32(v)) for v in np.linspace(0.1, 2.5, 40)]
+    losses = [*series(), *rise]
+    got_state: dict = {}
+    ref_state: dict = {}
+    got = [S.loss_trend(convert(v), 50 * i, got_state) for i, v in enumerate(losses)]
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("needs jax.enable_x64 (a float64 array route: slopes near 0 cancel in float32)")
+    with jax.enable_x64(True):
+        ref = [S.loss_trend(jnp.asarray(v, dtype=jnp.float64), 50 * i, ref_state) for i, v in enumerate(losses)]
+        ref = [None if r is None else value(r) for r in ref]
+    assert got[:2] == [None, None] and ref[:2] == [None, None]
+    assert isinstance(got[2], np.generic)  # the float route is the one taken
+    assert max(ref[-10:]) > 0.5  # the rising tail does exercise the rule
+    for step, (g, r) in enumerate(zip(got[2:], ref[2:], strict=True)):
+        g = value(g)
+        assert (math.isnan(g) and math.isnan(r)) or g == pytest.approx(r, rel=1e-9, abs=1e-12), (step, g, r)
+
+
+def test_scalar_metrics_read_cpu_values_as_floats_at_their_step():
+    """loss, accuracy and grad_norm of a CPU tensor are the tensor's value, read at the step (no copy kept)."""
+    torch = pytest.importorskip("torch")
+    from metricreg.builtins import loss as L
+    from metricreg.builtins import optimization as O
+
+    t = torch.tensor(0.3)
+    for fn in (L.loss, L.accuracy, O.grad_norm_metric):
+        got = fn(t)
+        assert type(got) is float and got == t.item()  # the float32 value, exactly
+    t.add_(1.0)  # an accumulator updated in place after the step cannot move what was read
+    assert got == pytest.approx(0.3) and L.loss(torch.tensor([0.5, 1.5])) == pytest.approx(1.0)
+    marked = torch.tensor(2.0)
+    marked._metricreg_shard_sum = True  # a per-rank shard sum keeps its tensor (and its mark) for the exchange
+    assert O.grad_norm_metric(marked) is marked
