@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from metricreg.directions import is_fraction_score
 from metricreg.spec import Health
 
 PLUGIN_NAME = "metricreg_health"
@@ -128,8 +129,6 @@ SCORE_GAP = Health(
 
 
 def conventional_health(tag: str) -> Health | None:
-    from metricreg.directions import is_fraction_score
-
     if tag.startswith("gap/") and tag.endswith("_overfit") and is_fraction_score(tag.rsplit("/", 1)[-1][:-8]):
         return SCORE_GAP
     for pattern, health in CONVENTIONAL.items():

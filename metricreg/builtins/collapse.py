@@ -216,19 +216,7 @@ def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_row
     g, gc, bad = A.gram_matrices(zf, xp)
     out: dict[str, Any] = {}
     if A.needs_host_eig(g):
-
-        def finish(h: dict[str, Any]) -> dict[str, Any]:
-            if bool(h["bad"]):
-                res: dict[str, Any] = {m: math.nan for m in SPECTRAL}
-                res["log_spectrum"] = np.full(max(1, min(n - 1, d)), np.nan)
-                return res
-            s = A.singular_values_from_gram(h["g"], np)
-            sc = A.centered_spectrum_from_gram(h["gc"], n, d, np)
-            res = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
-            res["log_spectrum"] = _log_spectrum(np, sc)
-            return res
-
-        job = A.HostJob({"g": g, "gc": gc, "bad": bad}, finish)
+        job = A.HostJob({"g": g, "gc": gc, "bad": bad}, lambda h: _spectral_on_host(h["g"], h["gc"], h["bad"], n, d))
         spectral = A.deferred_family(job, SPECTRAL)
         log_spectrum: Any = A.Deferred(job, "log_spectrum")
     else:
@@ -248,20 +236,32 @@ def analyse(z: Any, shared: dict | None = None, step: int | None = None, max_row
 ORDER = (*SPECTRAL[:4], "std", "mean_cos", "norm", *SPECTRAL[4:])
 
 
+def _spectral_on_host(g: Any, gc: Any, bad: Any, n: int, d: int) -> dict[str, Any]:
+    """The spectrum members and the log spectrum from the two Gram matrices, in numpy float64.
+
+    Runs on the writer thread: for CUDA inputs (the eigensolver would sync) and, through
+    :func:`_family_on_host`, for host data. Non-finite input gives NaN members.
+    """
+    if bool(bad):
+        res: dict[str, Any] = {m: math.nan for m in SPECTRAL}
+        res["log_spectrum"] = np.full(max(1, min(n - 1, d)), np.nan)
+        return res
+    s = A.singular_values_from_gram(g, np)
+    sc = A.centered_spectrum_from_gram(gc, n, d, np)
+    res = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
+    res["log_spectrum"] = _log_spectrum(np, sc)
+    return res
+
+
 def _family_on_host(z: np.ndarray, n: int, d: int) -> dict[str, Any]:
     """Every member and the log spectrum from the (n, d) snapshot, in numpy float64 (writer thread)."""
     z = np.asarray(z, dtype=np.float64)
     g, gc, bad = A.gram_matrices(z, np)
+    res = _spectral_on_host(g, gc, bad, n, d)
     if bool(bad):
-        res: dict[str, Any] = {m: math.nan for m in ORDER}
-        res["log_spectrum"] = np.full(max(1, min(n - 1, d)), np.nan)
-        return res
-    xp = A.namespace(z)
-    s = A.singular_values_from_gram(g, np)
-    sc = A.centered_spectrum_from_gram(gc, n, d, np)
-    res = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
-    res.update({m: float(v) for m, v in _direction_stats(xp, z).items()})
-    res["log_spectrum"] = _log_spectrum(np, sc)
+        res.update({m: math.nan for m in ORDER if m not in res})
+    else:
+        res.update({m: float(v) for m, v in _direction_stats(A.namespace(z), z).items()})
     return res
 
 
@@ -299,7 +299,7 @@ METRICS = [
         # host job, which an all-reduce would have to force on the training thread).
         reduce=None,
         description="Representation collapse of `embeddings`: RankMe, centered effective rank, normalised "
-        "std, mean pairwise cosine, collapsed directions.",
+        "std, mean pairwise cosine, mean norm, collapsed directions.",
     ),
     Metric(
         "collapse/spectrum",

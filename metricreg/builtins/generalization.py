@@ -175,9 +175,8 @@ def _eval_loss_rising(inputs: Any, state: dict, split: str) -> Any:
         raw = inputs[name]
         if raw is None or not A.is_scalar_like(raw):
             continue
-        v = _value(raw)
-        xp = A.namespace(v) if A.is_array(v) else A.namespace()
-        v = A.as_scalar_array(v, v if A.is_array(v) else None, xp) if A.is_array(v) else A.as_scalar_array(v)
+        v = A.as_scalar_array(_value(raw))  # a 0-d float array on the loss's device, or a numpy float
+        xp = A.namespace(v)
         key = ("rise", split, name)
         prev = state.get(key)
         state[key] = v if prev is None else xp.where(v < prev, v, prev)

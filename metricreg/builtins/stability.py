@@ -106,7 +106,7 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     xp = _ns(value)
     finite = xp.isfinite(value)
     window: list = state.setdefault("window", [])
-    scale = _initial_scale(xp, value, state)
+    median = _early_median(state, value, xp)
     out: dict[str, Any] = {}
     if len(window) >= SPIKE_WINDOW:
         w = xp.stack(window[-SPIKE_WINDOW:])
@@ -119,9 +119,9 @@ def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
         cond = xp.logical_and(worse, rel_ok)
         if SPIKE_ATOL is not None:
             cond = xp.logical_and(cond, xp.abs(value - mean) >= abs(SPIKE_ATOL))
-        if scale is not None:
+        if median is not None:
             # Near an interpolating loss of ~0, tripling 0.001 is noise, not a spike.
-            cond = xp.logical_and(cond, xp.abs(value - mean) >= SPIKE_ATOL_FRAC * scale)
+            cond = xp.logical_and(cond, xp.abs(value - mean) >= SPIKE_ATOL_FRAC * xp.abs(median))
         spike = xp.logical_or(cond, xp.logical_not(finite))
         out["ratio"] = value / mean
     else:
@@ -144,14 +144,22 @@ def _record_spike(flag: Any, value: Any, window: list, state: dict, out: dict[st
     return out
 
 
-def _initial_scale(xp: Any, value: Any, state: dict) -> Any:
-    """|median| of the first PROGRESS_EARLY finite samples: the loss's own scale (None until known)."""
+def _early_median(state: dict, value: Any, xp: Any = None) -> Any:
+    """The lower median of the run's first PROGRESS_EARLY samples that are finite (inf if none is).
+
+    The loss's own scale, for the scale-free rules (the spike atol, progress_lost's L₀). None
+    until the samples are in; ``xp`` None is the host-float route, else the array route.
+    """
     early: list = state.setdefault("early", [])
-    if "scale" not in state and len(early) < PROGRESS_EARLY:
-        early.append(value)
+    if "early_median" not in state and len(early) < PROGRESS_EARLY:
+        early.append(value if xp is not None else float(value))
         if len(early) == PROGRESS_EARLY:
-            state["scale"] = xp.abs(_median_finite(xp, early, value.dtype))
-    return state.get("scale")
+            if xp is not None:
+                state["early_median"] = _median_finite(xp, early, value.dtype)
+            else:
+                finite = sorted(v for v in early if math.isfinite(v))
+                state["early_median"] = finite[(len(finite) - 1) // 2] if finite else math.inf
+    return state.get("early_median")
 
 
 def _median_finite(xp: Any, samples: list, dtype: Any) -> Any:
@@ -164,17 +172,6 @@ def _median_finite(xp: Any, samples: list, dtype: Any) -> Any:
     return xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
 
 
-def _initial_scale_host(value: float, state: dict) -> float | None:
-    """_initial_scale for host floats (the same lower median of the finite early samples)."""
-    early: list = state.setdefault("early", [])
-    if "scale" not in state and len(early) < PROGRESS_EARLY:
-        early.append(float(value))
-        if len(early) == PROGRESS_EARLY:
-            finite = sorted(v for v in early if math.isfinite(v))
-            state["scale"] = abs(finite[(len(finite) - 1) // 2]) if finite else math.inf
-    return state.get("scale")
-
-
 def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
     """spikes() for a host float: the same rule in scalar arithmetic (numpy float semantics).
 
@@ -184,7 +181,7 @@ def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
     """
     finite = math.isfinite(value)
     window: list = state.setdefault("window", [])
-    scale = _initial_scale_host(value, state)
+    median = _early_median(state, value)
     out: dict[str, Any] = {}
     if len(window) >= SPIKE_WINDOW:
         ok = [w for w in window[-SPIKE_WINDOW:] if math.isfinite(w)]
@@ -192,8 +189,8 @@ def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
         cond = value > window[-1] and abs(value - mean) >= SPIKE_RTOL * abs(mean)
         if SPIKE_ATOL is not None:
             cond = cond and abs(value - mean) >= abs(SPIKE_ATOL)
-        if scale is not None:
-            cond = cond and abs(value - mean) >= SPIKE_ATOL_FRAC * scale
+        if median is not None:
+            cond = cond and abs(value - mean) >= SPIKE_ATOL_FRAC * abs(median)
         spike = cond or not finite
         out["ratio"] = value / mean
     else:
@@ -226,7 +223,6 @@ def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
-@_QUIET
 def _warming_up(warmup: Any) -> bool:
     """True when the loop says it is warming up. Host values only: a device flag is not read
     (that would sync); pass a Python bool for the rule to follow the warm-up."""
@@ -238,6 +234,7 @@ def _warming_up(warmup: Any) -> bool:
         return False
 
 
+@_QUIET
 def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> Any:
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
@@ -261,11 +258,7 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
         return _progress_lost_host(float(value), state)
     xp = _ns(value)
     finite = xp.isfinite(value)
-    early: list = state.setdefault("early", [])
-    if len(early) < PROGRESS_EARLY:
-        early.append(value)
-        if len(early) == PROGRESS_EARLY:
-            state["initial"] = _median_finite(xp, early, value.dtype)
+    initial = _early_median(state, value, xp)
     w = PROGRESS_SMOOTHING
     if "ema" not in state:
         zero = xp.zeros_like(value)
@@ -275,7 +268,6 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
     smoothed = ema / xp.clip(1.0 - w**n, 1e-12, None)
     best = xp.where(xp.logical_and(finite, smoothed < state["best"]), smoothed, state["best"])
     state.update(ema=ema, n=n, best=best)
-    initial = state.get("initial")
     if initial is None:
         return xp.zeros_like(value)
     learned = initial - best
@@ -288,12 +280,7 @@ def _progress_lost_host(value: float, state: dict) -> np.float64:
     """progress_lost() for a host float in scalar arithmetic (the array version costs ~150 us of cold
     numpy calls per due step); tests/builtins/test_stability_host.py keeps the two equal."""
     finite = math.isfinite(value)
-    early: list = state.setdefault("early", [])
-    if len(early) < PROGRESS_EARLY:
-        early.append(value)
-        if len(early) == PROGRESS_EARLY:
-            ok = sorted(v for v in early if math.isfinite(v))
-            state["initial"] = ok[(len(ok) - 1) // 2] if ok else math.inf
+    initial = _early_median(state, value)
     w = PROGRESS_SMOOTHING
     ema, n, best = state.get("ema", 0.0), state.get("n", 0.0), state.get("best", math.inf)
     if finite:
@@ -302,7 +289,6 @@ def _progress_lost_host(value: float, state: dict) -> np.float64:
     if finite and smoothed < best:
         best = smoothed
     state.update(ema=ema, n=n, best=best)
-    initial = state.get("initial")
     if initial is None:
         return np.float64(0.0)
     learned = initial - best
