@@ -350,7 +350,7 @@ def _train(torch: Any, logdir: Any, cfg: JEPAConfig, progress: Any, plugins: tup
                 progress(step + 1, cfg.steps)
             if mon.should_stop:
                 break
-        alerts = [a.to_dict() for a in mon.alerts]
+    alerts = [a.to_dict() for a in mon.alerts]  # after close: the writer thread has judged every value
     return {"logdir": os.fspath(logdir), "loss": loss_value, "val_loss": val_value, "alerts": alerts}
 
 

@@ -128,8 +128,9 @@ def collapse_runs(tmp_path_factory) -> dict[str, dict[str, Any]]:
         logdir = str(root / regime)
         with mr.Monitor(logdir) as mon:
             enc, probe, final_loss = train_ssl(regime, mon.step)
-            alerts = [a for a in mon.alerts if a.category == "collapse"]
-            errors = mon.errors
+        # After close the writer thread has judged every value (inside the block it may lag).
+        alerts = [a for a in mon.alerts if a.category == "collapse"]
+        errors = mon.errors
         runs[regime] = {
             "series": read_scalars(logdir),
             "direct": values(C.collapse(enc(probe).detach())),
@@ -264,7 +265,7 @@ def ema_runs(tmp_path_factory) -> dict[str, dict[str, Any]]:
         logdir = str(root / name)
         with mr.Monitor(logdir) as mon:
             result = train_ema(m, predictor, steps, mon.step)
-            result["alerts"] = [a for a in mon.alerts if a.category in ("ema", "collapse")]
+        result["alerts"] = [a for a in mon.alerts if a.category in ("ema", "collapse")]
         result["series"] = read_scalars(logdir)
         result["direct"] = values(E.ema(result["online"], result["target"], momentum=m))
         runs[name] = result
@@ -350,7 +351,7 @@ def gap_runs(tmp_path_factory) -> dict[str, dict[str, Any]]:
         logdir = str(root / name)
         with mr.Monitor(logdir) as mon:
             train_classifier(n_train, mon.step, mon.eval)
-            alerts = [a for a in mon.alerts if a.category == "generalization"]
+        alerts = [a for a in mon.alerts if a.category == "generalization"]
         runs[name] = {"series": read_scalars(logdir), "alerts": alerts}
     return runs
 
