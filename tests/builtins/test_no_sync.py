@@ -23,6 +23,7 @@ from metricreg.builtins import (
     levels,
     loss,
     loss_parts,
+    masking,
     optimization,
     prediction,
     probe,
@@ -206,3 +207,9 @@ def test_knn_probe():
     on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
     with pytest.raises(ValueError, match="probe: features are on meta but labels on cpu"):
         probe.knn_accuracy((meta(600, 16), torch.zeros(600, dtype=torch.int64)))
+
+
+def test_masking():
+    on_device(masking.masking(meta(64, 196, dtype=torch.bool)))
+    on_device(masking.masking(meta(8, 4, 4, dtype=torch.bfloat16)))  # (B, H, W) grid of 0/1 entries
+    on_device(masking.masking(meta(49, dtype=torch.bool)))  # one mask for the batch
