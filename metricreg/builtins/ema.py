@@ -3,8 +3,16 @@
 Inputs: ``model`` (the student θ) and ``ema_model`` (the teacher ξ): torch modules or
 pytrees / dicts of arrays; parameters are matched by name (wrapper prefixes removed), the
 student-only ones (a predictor) are ignored. Optional: ``momentum`` (the EMA coefficient m
-used at this step), ``student_out`` and ``teacher_out`` (outputs of both networks on the
-*same* inputs, ideally a fixed probe batch).
+used at this step), ``momentum_target`` (the value the momentum schedule prescribes at this
+step, m*), ``student_out`` and ``teacher_out`` (outputs of both networks on the *same*
+inputs, ideally a fixed probe batch).
+
+Momentum against its schedule: pass ``momentum`` as the value the EMA update *used* (what
+the updater returns or stores, e.g. ``ema.decay``) and ``momentum_target`` as the schedule
+evaluated at the step (``schedule(step)``), a number or a one-element array. A schedule that
+is never stepped, restarts on resume or is evaluated with the wrong step count shows as a
+``momentum_error`` away from 0. The schedule stays the user's own code: any shape (cosine,
+linear, constant), no configuration to keep in sync with it.
 
 One family, ``ema/<member>``:
 
@@ -12,6 +20,8 @@ One family, ``ema/<member>``:
 member                  definition
 ======================  =========================================================================
 ``momentum``            m, as given.
+``momentum_target``     m*, as given (only when ``momentum_target`` is given).
+``momentum_error``      |m − m*| (only when both are given): 0 when the update follows its schedule.
 ``rel_distance``        ‖θ − ξ‖ / ‖ξ‖ over the shared parameters.
 ``teacher_step``        ‖ξₖ₊₁ − ξₖ‖ per step. With ``momentum``: (1 − m)·‖θ − ξ‖ (exact when the
                         monitor sees the student after its update and the teacher before its own;
@@ -71,6 +81,20 @@ _REMEDY_COLLAPSE = (
 HEALTH: dict[str, Health] = {
     "momentum": Health(
         category="ema", title="EMA momentum", description="EMA coefficient m (teacher ← m·teacher + (1 − m)·student)."
+    ),
+    "momentum_target": Health(
+        category="ema",
+        title="EMA momentum target",
+        description="The momentum the schedule prescribes at this step (`momentum_target` input).",
+    ),
+    "momentum_error": Health(
+        category="ema",
+        nonfinite=None,
+        direction="lower_is_better",
+        title="|momentum − target|",
+        description="Distance between the momentum the EMA update used and its schedule's value at this step: "
+        "0 when the update follows the schedule; off 0 when the schedule is not stepped, restarts or uses "
+        "another step count. Informational: no health rule until the detection benchmark earns one.",
     ),
     "rel_distance": Health(
         category="ema",
@@ -167,12 +191,15 @@ def ema(
     momentum: Any = None,
     student_out: Any = None,
     teacher_out: Any = None,
+    momentum_target: Any = None,
 ) -> dict[str, Any] | None:
     """The EMA family (see the module docstring)."""
     state = {} if state is None else state
     out: dict[str, Any] = {}
     if momentum is not None:
         out["momentum"] = A.detach(momentum)
+    if momentum_target is not None:
+        out.update(momentum_schedule(momentum, momentum_target))
     pairs = adapters.matched_parameters(model, ema_model)
     if pairs:
         out.update(_parameter_stats(pairs, step, state, momentum))
@@ -186,6 +213,27 @@ def ema(
     if student_out is not None and teacher_out is not None:
         out.update(output_stats(student_out, teacher_out))
     return out or None
+
+
+def _wide(x: Any, name: str) -> Any:
+    """A momentum as a Python float or a one-element array in the widest float (no host read)."""
+    if isinstance(x, bool) or not (isinstance(x, (int, float)) or A.is_array(x)):
+        raise TypeError(f"input {name!r} must be a number or a one-element array, got {type(x).__name__}")
+    if isinstance(x, (int, float)):
+        return float(x)
+    if adapters.numel(x) != 1:
+        raise ValueError(f"input {name!r} must hold one value, got shape {tuple(x.shape)}")
+    xp = A.namespace(x)
+    return A.to_float(xp.reshape(x, ()) if x.ndim else x, xp)
+
+
+def momentum_schedule(momentum: Any, momentum_target: Any) -> dict[str, Any]:
+    """``momentum_target`` and, with ``momentum``, ``momentum_error`` = |m − m*| (module docstring)."""
+    target = _wide(momentum_target, "momentum_target")
+    out = {"momentum_target": target}
+    if momentum is not None:
+        out["momentum_error"] = abs(_wide(momentum, "momentum") - target)
+    return out
 
 
 def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict[str, Any]:
@@ -260,7 +308,7 @@ METRICS = [
         health=HEALTH,
         # Identical on every rank under DDP; under FSDP2 the shards' norms combine into global values.
         reduce="mean",
-        description="EMA teacher/student: momentum, relative parameter distance, teacher step, weight-norm "
+        description="EMA teacher/student: momentum (and its schedule's target), relative parameter distance, teacher step, weight-norm "
         "ratio, output agreement, and 0/1 indicators for teacher stagnation and collapse-by-agreement.",
     ),
 ]
@@ -271,6 +319,7 @@ def metricreg_register_inputs(register):
     register("model", description="the trained model: a torch nn.Module or a parameter pytree")
     register("ema_model", description="the EMA teacher / target network (same structure as model)")
     register("momentum", description="EMA momentum m used at this step")
+    register("momentum_target", description="the momentum schedule's value at this step (ema/momentum_error)")
     register("student_out", description="student outputs on a (fixed) probe batch")
     register("teacher_out", description="teacher outputs on the same inputs as student_out")
 

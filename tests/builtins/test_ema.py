@@ -213,3 +213,75 @@ def test_frozen_teacher_is_flagged_at_the_first_due_point():
         student.weight.add_(0.1)  # the student trains on, the teacher does not follow
     assert float(ema(student, teacher, step=200, state=state)["frozen"]) == 1.0
     assert HEALTH["frozen"].critical_above == 0.5 and HEALTH["frozen"].persistence == 1
+
+
+# --- momentum against its schedule ------------------------------------------------------------
+
+
+def cosine_schedule(step: int, total: int = 1000, start: float = 0.996, end: float = 1.0) -> float:
+    """The reference schedule, in float64: I-JEPA / BYOL's cosine ramp from start to end."""
+    return end - (end - start) * 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
+def test_momentum_error_matches_reference(fw):
+    # A schedule that was never stepped (the momentum stuck at its start) against the true schedule,
+    # and one that follows it: errors |m − m*| from the float64 reference, 0 when following.
+    for step in (0, 250, 999):
+        target = cosine_schedule(step)
+        for used in (cosine_schedule(0), target, cosine_schedule(step, total=500)):
+            ref = abs(np.float64(used) - np.float64(target))
+            for m, t in ((used, target), (fw.array(used), fw.array(target)), (used, fw.array([target]))):
+                got = E.ema(None, None, momentum=m, momentum_target=t)
+                assert set(got) == {"momentum", "momentum_target", "momentum_error"}
+                if E.A.is_array(t):
+                    assert is_framework_array(got["momentum_error"], fw)
+                got = values(got)
+                assert close(got["momentum_error"], ref, fw.rtol, atol=1e-7 if fw.rtol > 1e-6 else 0.0), (step, used)
+                assert close(got["momentum_target"], target, fw.rtol)
+    assert values(E.ema(None, None, momentum=0.999, momentum_target=0.999))["momentum_error"] == 0.0
+
+
+def test_half_precision_momentum_is_compared_in_a_wide_float():
+    torch = pytest.importorskip("torch")
+    target = cosine_schedule(300)
+    for dtype in (torch.float16, torch.bfloat16):
+        m = torch.tensor(target, dtype=dtype)  # the updater stores its momentum in half precision
+        got = E.ema(None, None, momentum=m, momentum_target=target)
+        assert got["momentum_error"].dtype == torch.float64
+        # The error is exactly the half-precision rounding of m, not a half-precision difference of two
+        # numbers near 1 (which would round to 0 or to one ulp of 1: 2^-11 / 2^-8).
+        ref = abs(float(m.double()) - target)
+        assert close(values(got)["momentum_error"], ref, 1e-12), dtype
+
+
+def test_momentum_target_is_written_only_when_given():
+    assert "momentum_target" not in E.ema(None, None, momentum=0.99)
+    got = E.ema(None, None, momentum_target=0.996)
+    assert got == {"momentum_target": 0.996}  # no momentum given: nothing to compare
+    assert type(got["momentum_target"]) is float
+
+
+def test_bad_momentum_target_names_the_input():
+    with pytest.raises(TypeError, match=r"input 'momentum_target' must be a number or a one-element array, got bool"):
+        E.ema(None, None, momentum=0.99, momentum_target=True)
+    with pytest.raises(TypeError, match=r"input 'momentum_target'.*got list"):
+        E.ema(None, None, momentum=0.99, momentum_target=[0.99])
+    with pytest.raises(ValueError, match=r"input 'momentum_target' must hold one value, got shape \(2,\)"):
+        E.ema(None, None, momentum=0.99, momentum_target=np.array([0.99, 1.0]))
+    with pytest.raises(TypeError, match=r"input 'momentum' must be a number"):
+        E.ema(None, None, momentum="0.99", momentum_target=0.99)
+
+
+def test_monitor_writes_momentum_target_and_error(tmp_path):
+    import metricreg as mr
+    from tests.core.eventfiles import scalars
+
+    student, teacher = params(0), params(1)
+    with mr.Monitor(str(tmp_path)) as mon:
+        for step in range(201):
+            stuck = cosine_schedule(0, total=200)  # a schedule that is never stepped
+            mon.step(step, model=student, ema_model=teacher, momentum=stuck, momentum_target=cosine_schedule(step, 200))
+    written = scalars(tmp_path)
+    assert [s for s, _ in written["train/ema/momentum_target"]] == [0, 100, 200]
+    errors = [v for _, v in written["train/ema/momentum_error"]]
+    assert errors == pytest.approx([0.0, 0.002, 0.004], abs=1e-9)

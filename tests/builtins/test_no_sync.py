@@ -93,6 +93,15 @@ def test_ema_family():
         on_device(ema.ema(student, teacher, step=step, state=state))
 
 
+def test_ema_momentum_against_its_schedule():
+    student, teacher = model(), model()
+    half = meta((), dtype=torch.bfloat16)
+    for m, target in ((half, 0.996), (0.99, meta(1)), (half, meta(()))):
+        out = ema.ema(student, teacher, step=0, state={}, momentum=m, momentum_target=target)
+        on_device({k: v for k, v in out.items() if k != "momentum"})
+        assert {"momentum_target", "momentum_error"} <= set(out)
+
+
 def test_optimization_family():
     net = model()
     grads = optimization.derive_grads(net)
