@@ -18,6 +18,9 @@ member            definition
 ``vicreg_cov``    VICReg covariance term: (1/d) Σ_{i≠j} Cov(z)ᵢⱼ², 0 for decorrelated features.
 ``dim_std_mean``  mean over dimensions of √Var zⱼ: the raw scale.
 ``dim_std_min``   the smallest per-dimension std: a dead (constant) dimension shows as 0.
+``norm_std``      std (ddof 1) over samples of the rows' L2 norms ‖zᵢ‖: with ``collapse/norm``
+                  (their mean) the "norms collapsing to 0" signal; 0 when every row has the
+                  same norm (embeddings on a sphere).
 ================  ===========================================================================
 
 ``eigenspectrum/alpha`` (every 1000 steps): α-ReQ (Agrawal et al. 2022): α in λᵢ ∝ i^(−α),
@@ -45,7 +48,7 @@ from metricreg.spec import Health, Metric
 VICREG_EPS = 1e-4
 VICREG_GAMMA = 1.0
 ALPHA_MIN_LOG10_SIGMA = -3.0  # σᵢ/σ₁ above 1e-3, i.e. λᵢ/λ₁ above 1e-6
-SCALE_MEMBERS = ("vicreg_var", "vicreg_cov", "dim_std_mean", "dim_std_min")
+SCALE_MEMBERS = ("vicreg_var", "vicreg_cov", "dim_std_mean", "dim_std_min", "norm_std")
 
 _INFO = " Informational: no health rule until the detection benchmark shows one that stays quiet on healthy runs."
 
@@ -80,6 +83,14 @@ HEALTH_SCALE: dict[str, Health] = {
         title="per-dimension std (min)",
         description="The smallest per-dimension std: 0 for a dead (constant) dimension." + _INFO,
     ),
+    "norm_std": Health(
+        category="collapse",
+        nonfinite=None,
+        title="embedding norm std",
+        description="Std over samples of the embeddings' L2 norms; their mean is `collapse/norm`. Both "
+        "falling towards 0 is the scale collapse (norms shrinking to the origin) that every "
+        "scale-invariant member misses; 0 alone means the embeddings lie on a sphere." + _INFO,
+    ),
 }
 HEALTH_ALPHA = Health(
     category="collapse",
@@ -108,11 +119,13 @@ def scale_terms(xp: Any, z: Any) -> dict[str, Any]:
     else:  # ‖ZcᵀZc‖_F = ‖ZcZcᵀ‖_F: an n×n product; off-diagonals dominate here, so no cancellation
         gc = zc @ xp.matrix_transpose(zc)
         off_sq = xp.sum(gc * gc) / float((n - 1) ** 2) - xp.sum(var * var)
+    norms = xp.linalg.vector_norm(z, axis=1)
     return {
         "vicreg_var": xp.mean(hinge),
         "vicreg_cov": off_sq / float(d),
         "dim_std_mean": xp.mean(std),
         "dim_std_min": xp.min(std),
+        "norm_std": xp.std(norms, correction=1),
     }
 
 
@@ -174,7 +187,7 @@ METRICS = [
         fan_out="embeddings",
         health=HEALTH_SCALE,
         description="Scale of `embeddings`: VICReg variance and covariance terms, per-dimension std mean and "
-        "minimum (informational).",
+        "minimum, std of the row norms (informational).",
     ),
     Metric(
         "eigenspectrum/alpha",

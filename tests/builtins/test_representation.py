@@ -35,6 +35,7 @@ def vicreg_reference(z: np.ndarray) -> dict[str, float]:
         "vicreg_cov": float((off**2).sum() / d),
         "dim_std_mean": float(std.mean()),
         "dim_std_min": float(std.min()),
+        "norm_std": float(np.std(np.sqrt((z * z).sum(axis=1)), ddof=1)),
     }
 
 
@@ -92,6 +93,16 @@ def test_structured_cases_read_as_documented():
     dead = np.random.default_rng(2).standard_normal((256, 8))
     dead[:, 3] = 7.0  # one constant dimension
     assert values(R.collapse_scale(dead))["dim_std_min"] == 0.0
+
+
+def test_norm_std_reads_norms_collapsing_to_zero_and_a_sphere():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((1024, 16)) * rng.uniform(0.5, 1.5, (1024, 1))  # norms spread around 4
+    healthy = values(R.collapse_scale(z))["norm_std"]
+    assert healthy == pytest.approx(np.std(np.linalg.norm(z, axis=1), ddof=1), rel=1e-12)
+    assert values(R.collapse_scale(1e-4 * z))["norm_std"] == pytest.approx(1e-4 * healthy, rel=1e-9)  # shrinking
+    sphere = 3.0 * z / np.linalg.norm(z, axis=1, keepdims=True)  # every row at norm 3: no spread
+    assert values(R.collapse_scale(sphere))["norm_std"] < 1e-12
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -161,6 +172,7 @@ def test_monitor_writes_the_fanned_out_tags(tmp_path):
     written = scalars(tmp_path)
     assert close(written["train/collapse_scale/target/vicreg_var"][0][1], vicreg_reference(tgt)["vicreg_var"], 1e-6)
     assert close(written["train/collapse_scale/context/dim_std_min"][0][1], vicreg_reference(ctx)["dim_std_min"], 1e-6)
+    assert close(written["train/collapse_scale/target/norm_std"][0][1], vicreg_reference(tgt)["norm_std"], 1e-6)
     assert close(written["train/eigenspectrum/context/alpha"][0][1], alpha_reference(ctx), 1e-6)
 
 
