@@ -8,11 +8,14 @@ patches (16 tokens), 2×2 pooled (4 tokens), the whole image (1 token), with a w
 loss per level.
 
 The seed's hand-written logger computed collapse statistics per level, EMA dynamics,
-hierarchical loss contributions, gradient clipping, stability and performance by hand.
-Here one ``mon.step`` call replaces it; ``embeddings`` is a per-level dict, so every
-collapse and scale statistic fans out to ``train/collapse/<level>/...``. The few numbers
-no built-in computes (mask ratio, momentum target, per-level prediction quality beyond
-level 0, ...) are logged with ``mon.log`` under the seed's own names.
+hierarchical loss contributions, masking, gradient clipping, stability and performance by
+hand. Here one ``mon.step`` call replaces it: ``embeddings`` and ``predictions``/``targets``
+are per-level dicts, so every collapse and scale statistic fans out to
+``train/collapse/<level>/...`` and the prediction quality to ``train/levels/<level>/...``;
+``mask`` gives ``train/masking/...`` and ``momentum_target`` the momentum's distance from its
+schedule. The few numbers no built-in computes (an unweighted loss sum, the clipped norm,
+feature means, token counts, an epoch mean) are logged with ``mon.log`` under the seed's
+own names.
 
     python examples/hierarchical_jepa.py --logdir runs/hjepa
     tensorboard --logdir runs        # Health tab; `metricreg report runs/hjepa`
@@ -33,7 +36,7 @@ import metricreg as mr
 LEVEL_WEIGHTS = (1.0, 0.5, 0.25)  # the seed's loss.hierarchy_weights: finest level first
 LOG_EVERY = 10  # the seed's log_frequency, scaled to a short run
 # The built-ins' defaults (every 100/1000 steps) suit long runs; this run is 300 steps.
-CONFIG = {"collapse": {"every": 50}, "collapse_scale": {"every": 50}, "ema": {"every": 50}}
+CONFIG = {"collapse": {"every": 50}, "collapse_scale": {"every": 50}, "ema": {"every": 50}, "levels/*": {"every": 50}}
 
 
 def patches(x):
@@ -134,15 +137,6 @@ def hjepa_losses(preds, targets, mask):
     return out
 
 
-def cosine_stats(p, t) -> dict[str, float]:
-    """The seed's prediction/levelX_* numbers for one level (rows = tokens)."""
-    import torch.nn.functional as F
-
-    cos = F.cosine_similarity(p, t, dim=-1)
-    nmse = ((F.normalize(p, dim=-1) - F.normalize(t, dim=-1)) ** 2).sum(-1).mean()
-    return {"cosine_sim_mean": cos.mean(), "cosine_sim_std": cos.std(), "normalized_mse": nmse}
-
-
 def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
     import torch
     from sklearn.datasets import load_digits
@@ -157,7 +151,20 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))
     )
-    m_start, m_end, max_norm = 0.996, 1.0, 5.0  # the seed's EMA schedule: momentum_start -> momentum_end
+    max_norm = 5.0
+
+    def momentum_at(s: int, start: float = 0.996, end: float = 1.0) -> float:
+        """The seed's EMA schedule: cosine from momentum_start to momentum_end."""
+        return end - (end - start) * 0.5 * (1 + math.cos(math.pi * s / steps))
+
+    @torch.no_grad()
+    def update_teacher(s: int) -> float:
+        """The EMA update; returns the momentum it applied (the seed's update_target_encoder)."""
+        m = momentum_at(s)
+        for t, p in zip(teacher.parameters(), student.context_encoder.parameters(), strict=True):
+            t.mul_(m).add_(p.detach(), alpha=1 - m)
+        return m
+
     epoch_losses: list[float] = []
 
     with mr.Monitor(logdir, config=CONFIG) as mon:
@@ -179,23 +186,23 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
             grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), max_norm)
             opt.step()
             sched.step()
-            momentum = m_end - (m_end - m_start) * 0.5 * (1 + math.cos(math.pi * step / steps))
-            with torch.no_grad():
-                for t, s in zip(teacher.parameters(), student.context_encoder.parameters(), strict=True):
-                    t.mul_(momentum).add_(s.detach(), alpha=1 - momentum)
+            momentum = update_teacher(step)
 
             # --- monitoring: the seed's whole MetricsLogger / HJEPATensorBoardLogger -------------
             levels = {f"level{i}": c.detach().flatten(0, 1) for i, c in enumerate(context)}
+            norm_target = normed(target)
             mon.step(
                 step,
                 loss=loss.detach(),
                 losses={k: v.detach() for k, v in parts.items()},  # losses/h0.. and their _share
                 embeddings={**levels, "target": target[0].flatten(0, 1)},  # collapse/<level>/...
-                predictions=pred[0].detach()[mask],  # level 0: prediction/cosine/*, nmse
-                targets=normed(target)[0][mask],
+                predictions={"level0": pred[0].detach()[mask], "level1": pred[1].detach(), "level2": pred[2].detach()},
+                targets={"level0": norm_target[0][mask], "level1": norm_target[1], "level2": norm_target[2]},
+                mask=mask,  # masking/ratio, num_masked, num_unmasked
                 model=student,
                 ema_model=teacher,
-                momentum=momentum,
+                momentum=momentum,  # what the update applied ...
+                momentum_target=momentum_at(step),  # ... against the schedule: ema/momentum_error
                 optimizer=opt,
                 grad_norm=grad_norm,  # before clipping
                 max_norm=max_norm,
@@ -205,22 +212,13 @@ def train(logdir: str, steps: int = 300, seed: int = 0, batch_size: int = 64) ->
             )
             epoch_losses.append(float(loss.detach()))
             if step % LOG_EVERY == 0:  # what no built-in computes yet, under the seed's names
-                with torch.no_grad():
-                    hand = {
-                        "ema/momentum_target": m_end,
-                        "loss/unweighted": sum(v / w for v, w in zip(parts.values(), LEVEL_WEIGHTS, strict=True)),
-                        "gradient/global_norm_after_clip": grad_norm.clamp(max=max_norm),
-                        "masking/mask_ratio": mask.float().mean(),
-                        "masking/num_masked_patches": int(mask[0].sum()),
-                        "masking/num_unmasked_patches": int((~mask[0]).sum()),
-                    }
-                    norm_target = normed(target)
-                    for i in range(3):
-                        hand[f"hierarchy/level{i}_feat_mean"] = levels[f"level{i}"].mean()
-                        hand[f"hierarchy/level{i}_num_patches"] = 16 // 4**i
-                        if i:  # level 0 is the built-in prediction/cosine/*
-                            stats = cosine_stats(pred[i].detach(), norm_target[i])
-                            hand.update({f"prediction/level{i}_{k}": v for k, v in stats.items()})
+                hand = {
+                    "loss/unweighted": sum(v.detach() / w for v, w in zip(parts.values(), LEVEL_WEIGHTS, strict=True)),
+                    "gradient/global_norm_after_clip": grad_norm.clamp(max=max_norm),
+                }
+                for i in range(3):
+                    hand[f"hierarchy/level{i}_feat_mean"] = levels[f"level{i}"].mean()
+                    hand[f"hierarchy/level{i}_num_patches"] = 16 // 4**i
                 mon.log(hand, step)
             if (step + 1) % 50 == 0:  # an "epoch" of this short run: its mean loss and a validation pass
                 mon.log({"train_epoch/loss": sum(epoch_losses) / len(epoch_losses)}, step, split="train")

@@ -25,7 +25,7 @@ HJEPA = {  # seeds 001 (MetricsLogger) and 002 (HJEPATensorBoardLogger)
     "learning_rate/base_lr": "train/optimization/lr",
     "train/ema_momentum": "train/ema/momentum",
     "ema/momentum_current": "train/ema/momentum",
-    "ema/momentum_target": "train/ema/momentum_target",  # mon.log
+    "ema/momentum_target": "train/ema/momentum_target",  # the schedule's value at the step (seed: its end value)
     "ema/avg_parameter_divergence": "train/ema/rel_distance",
     "ema/weight_magnitude_ratio": "train/ema/weight_norm_ratio",
     "val/loss": "val/loss",
@@ -44,13 +44,13 @@ HJEPA = {  # seeds 001 (MetricsLogger) and 002 (HJEPATensorBoardLogger)
     **{f"collapse/level{i}_min_std_per_dim": f"train/collapse_scale/level{i}/dim_std_min" for i in range(3)},
     **{f"collapse/level{i}_effective_rank": f"train/collapse/level{i}/effective_rank" for i in range(3)},
     **{f"collapse/level{i}_mean_similarity": f"train/collapse/level{i}/mean_cos" for i in range(3)},
-    **{f"prediction/level0_cosine_sim_{s}": f"train/prediction/cosine/{s}" for s in ("mean", "std", "min", "max")},
-    "prediction/level0_normalized_mse": "train/prediction/nmse",
-    **{  # mon.log until per-level prediction fan-out is a built-in
-        f"prediction/level{i}_{s}": f"train/prediction/level{i}_{s}"
+    **{f"prediction/level0_cosine_sim_{s}": f"train/levels/level0/cosine/{s}" for s in ("mean", "std", "min", "max")},
+    **{
+        f"prediction/level{i}_cosine_sim_{s}": f"train/levels/level{i}/cosine/{s}"
         for i in (1, 2)
-        for s in ("cosine_sim_mean", "cosine_sim_std", "normalized_mse")
+        for s in ("mean", "std")
     },
+    **{f"prediction/level{i}_normalized_mse": f"train/levels/level{i}/nmse" for i in range(3)},
     "gradient_flow/global_norm": "train/optimization/grad_norm",
     "gradient_flow/context_encoder_mean": "train/optimization/grad_flow/context_encoder",
     "gradient_flow/predictor_mean": "train/optimization/grad_flow/predictor",
@@ -66,9 +66,9 @@ HJEPA = {  # seeds 001 (MetricsLogger) and 002 (HJEPATensorBoardLogger)
     **{f"hierarchy/level{i}_feat_mean": f"train/hierarchy/level{i}_feat_mean" for i in range(3)},  # mon.log
     **{f"hierarchy/level{i}_feat_std": f"train/collapse_scale/level{i}/dim_std_mean" for i in range(3)},
     **{f"hierarchy/level{i}_num_patches": f"train/hierarchy/level{i}_num_patches" for i in range(3)},  # mon.log
-    "masking/mask_ratio": "train/masking/mask_ratio",  # mon.log
-    "masking/num_masked_patches": "train/masking/num_masked_patches",  # mon.log
-    "masking/num_unmasked_patches": "train/masking/num_unmasked_patches",  # mon.log
+    "masking/mask_ratio": "train/masking/ratio",
+    "masking/num_masked_patches": "train/masking/num_masked",
+    "masking/num_unmasked_patches": "train/masking/num_unmasked",
     "gradients/{param_name} (histograms)": "train/optimization/grads",
     "weights/{param_name} (histograms)": "train/optimization/weights",
 }
@@ -86,12 +86,16 @@ NERV = {  # seed 003
     "Train/Gradients/rgb_head_norm": "train/optimization/grad_flow/rgb_head",
     "Train/Gradients/clip_head_norm": "train/optimization/grad_flow/clip_head",
     "Train/Gradients/decoder_norm": "train/optimization/grad_flow/decoder",
-    "Train/Gradients/rgb_to_clip_ratio": "train/Gradients/rgb_to_clip_ratio",  # mon.log
+    "Train/Gradients/rgb_to_clip_ratio": "train/optimization/heads/grad_ratio",  # max / min of the two heads
     "Train_Batch/PSNR": "train/prediction/psnr",
     "Train_Batch/pixel_loss": "train/losses/pixel",
     "Train_Batch/clip_loss": "train/losses/clip_weighted",
     "Train_Batch/total_loss": "train/loss",
-    **{f"Model/Params/{h}_{s}": f"train/Params/{h}_{s}" for h in ("rgb_head", "clip_head") for s in ("mean", "std")},
+    **{
+        f"Model/Params/{h}_{s}": f"train/optimization/heads/{h}/param_{s}"
+        for h in ("rgb_head", "clip_head")
+        for s in ("mean", "std")
+    },
     "Eval/Frame/train_psnr": "train/prediction/psnr",  # full-batch training: the training frames themselves
     "Eval/Frame/val_psnr": "val/psnr",
     "Eval/Frame/train_clip_sim": "train/prediction/cosine/mean",
@@ -209,3 +213,22 @@ def test_bad_step_count_names_the_flag(name, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--steps" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # rejected before a Monitor opened the run
+
+
+@pytest.mark.slow
+def test_built_ins_read_what_the_seed_computed_by_hand(trained):
+    """The built-ins that replaced hand-written lines give the seed's numbers on the example's own run."""
+    name, logdir = trained
+    series = read_logdir(logdir)["run"].series
+    if name == "hierarchical_jepa":  # 8 of 16 patches masked in every image; the EMA update follows its schedule
+        assert set(series["train/masking/ratio"][1]) == {0.5}
+        assert set(series["train/masking/num_masked"][1]) == {8.0}
+        assert set(series["train/masking/num_unmasked"][1]) == {8.0}
+        assert max(series["train/ema/momentum_error"][1]) < 1e-12
+        assert series["train/ema/momentum_target"][1][-1] > series["train/ema/momentum_target"][1][0]  # cosine ramp
+        assert {f"train/levels/level{i}/nmse" for i in range(3)} <= set(series)
+    elif name == "dual_head_nerv":  # the CLIP head has no gradient (and no ratio) before its warm-up ends
+        steps, _, _ = series["train/optimization/heads/clip_head/grad_norm"]
+        assert min(steps) >= load_example(name).WARMUP
+        assert min(series["train/optimization/heads/grad_ratio"][1]) >= 1.0
+        assert series["train/optimization/heads/rgb_head/param_std"][1][-1] > 0.0
