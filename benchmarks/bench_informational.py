@@ -1,4 +1,5 @@
-"""Cost of the informational signals (heads, init_distance, levels, probe) against a training step.
+"""Cost of the informational signals (heads, init_distance, levels, probe, masking, momentum target)
+against a training step.
 
 Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
 torch CPU). Each signal is timed per due call with ``time.thread_time`` (the calling thread's
@@ -22,7 +23,7 @@ os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
 import numpy as np
 import torch
 
-from metricreg.builtins import heads, init_distance, levels, probe
+from metricreg.builtins import ema, heads, init_distance, levels, masking, probe
 from metricreg.builtins.optimization import derive_grads
 
 
@@ -95,6 +96,10 @@ def main() -> None:
         per_call(lambda: [(levels.level_cosine(p), levels.level_nmse(p)) for p in pairs.values()], 50, args.repeat),
         100,
     )
+    mask = torch.rand(256, 196) < 0.75  # an I-JEPA-sized batch of patch masks
+    row("masking (256 x 196 bool mask)", per_call(lambda: masking.masking(mask), 200, args.repeat), 10)
+    m = torch.tensor(0.996, dtype=torch.bfloat16)
+    row("ema momentum_target/error", per_call(lambda: ema.momentum_schedule(m, 0.9962), 200, args.repeat), 100)
     for n in (1024, 4096):
         probe_rows(n, rng, args.repeat, row)
 
