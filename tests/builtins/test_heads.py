@@ -119,3 +119,24 @@ def test_half_precision_heads_are_summed_in_a_wider_float():
         p, g = params["h"]["w"].double().numpy().ravel(), grads["h"]["w"].double().numpy().ravel()
         assert close(got["h/param_mean"], p.mean(), 1e-9) and close(got["h/param_std"], p.std(ddof=1), 1e-9)
         assert close(got["h/grad_norm"], np.linalg.norm(g), norm_rtol)
+
+
+def test_structured_heads_a_stopped_head_constant_and_offset_parameters(fw):
+    """A head that stopped learning (zero gradient), constant parameters, and a large offset with a small
+    spread (a one-pass E[x²] − E[x]² would cancel to noise; float64 reference)."""
+    rng = np.random.default_rng(7)
+    params = {
+        "live": {"w": 1e4 + 1e-3 * rng.standard_normal((16, 16))},
+        "dead": {"w": np.full((4, 4), 0.25)},
+    }
+    grads = {"live": {"w": rng.standard_normal((16, 16))}, "dead": {"w": np.zeros((4, 4))}}
+    got = values(H.head_stats({"live": "live", "dead": "dead"}, grads=fw.tree(grads), model=fw.tree(params)))
+    p = reference(params["live"])
+    assert close(got["live/param_mean"], p.mean(), fw.rtol)
+    # Float32 (JAX without x64) cannot hold 1e4 ± 1e-3 beyond ~1e-3 absolute: compare at that resolution.
+    assert close(
+        got["live/param_std"], p.std(ddof=1), 1e-6 if fw.rtol < 1e-6 else 0.0, atol=0 if fw.rtol < 1e-6 else 2e-3
+    )
+    assert got["dead/param_std"] == 0.0 and got["dead/param_mean"] == 0.25
+    assert got["dead/grad_norm"] == 0.0
+    assert close(got["grad_ratio"], np.linalg.norm(reference(grads["live"])) / 1e-30, fw.rtol)  # min clamped at 1e-30
