@@ -84,6 +84,7 @@ HEALTH: dict[str, Health] = {
     ),
     "momentum_target": Health(
         category="ema",
+        nonfinite=None,
         title="EMA momentum target",
         description="The momentum the schedule prescribes at this step (`momentum_target` input).",
     ),
