@@ -22,6 +22,7 @@ member                definition
 ``num_unmasked``      unmasked (visible) tokens per sample, averaged: N − num_masked
 ====================  ==================================================================
 
+Not reduced across ranks (a fan-out's keys are known only from the data): rank 0's mask.
 Cost: one ``count_nonzero`` over the B·N mask entries on the mask's device (an exact integer
 count), then three scalar operations in the widest float the backend has (float64; float32
 for JAX without x64); no host transfer. ≈ 0.02 ms for a 256 × 196 torch CPU mask.
