@@ -206,3 +206,10 @@ def test_knn_probe():
     on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
     with pytest.raises(ValueError, match="probe: features are on meta but labels on cpu"):
         probe.knn_accuracy((meta(600, 16), torch.zeros(600, dtype=torch.int64)))
+
+
+def test_linear_probe_only_queues_its_host_copy():
+    labels = torch.empty(5000, device=META, dtype=torch.int64)
+    for features in (meta(600, 16), meta(5000, 8, dtype=torch.bfloat16)):  # halves widened on the device
+        result = probe.linear_accuracy((features, labels[: features.shape[0]]))
+        assert isinstance(result, A.Deferred)  # the float64 fit waits for the writer thread
