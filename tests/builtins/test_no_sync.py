@@ -26,6 +26,7 @@ from metricreg.builtins import (
     optimization,
     prediction,
     probe,
+    projector,
     reconstruction,
     representation,
     stability,
@@ -213,3 +214,5 @@ def test_linear_probe_only_queues_its_host_copy():
     for features in (meta(600, 16), meta(5000, 8, dtype=torch.bfloat16)):  # halves widened on the device
         result = probe.linear_accuracy((features, labels[: features.shape[0]]))
         assert isinstance(result, A.Deferred)  # the float64 fit waits for the writer thread
+        rows = projector.projector((features, labels[: features.shape[0]]))
+        assert isinstance(rows, A.Deferred)  # the projector's files too
