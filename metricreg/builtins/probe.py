@@ -13,7 +13,9 @@ pseudo-random selection, the same every time).
 
 A second probe on the same input, ``probe/linear_accuracy``, fits a closed-form multinomial ridge
 classifier (see :func:`linear_accuracy`) on a fixed 80 % of the rows and writes its accuracy on the
-other 20 %; always in float64 numpy on the writer thread.
+other 20 %; always in float64 numpy on the writer thread (O(n·d² + d³), or O(n²·d + n³) when
+d > n: ≈ 8 ms on one core at n = 2,000, d = 256, 10 classes; the training thread pays a copy, or on
+torch CUDA an asynchronous device-to-host copy).
 
 Cost: O(n²·d) for the similarities (in the features' float32/float64; halves in float32) plus a
 partial sort (top-k) per row, in blocks of 512 rows (memory O(512·n)). On host data (numpy,
