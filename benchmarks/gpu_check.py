@@ -111,6 +111,7 @@ def train(steps: int, device: torch.device, mon: mr.Monitor | None) -> float:
                 targets=lambda yy=y: F.one_hot(yy, 10).float(),
                 heads={"first": "0", "last": model[4]},
                 probe=lambda h=hidden, yy=y: (h.detach(), yy),
+                projector=lambda h=hidden, yy=y: (h.detach(), yy),
             )
             if step % 250 == 0:
                 with torch.no_grad():

@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.levels",
     "metricreg.builtins.probe",
     "metricreg.builtins.masking",
+    "metricreg.builtins.projector",
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from metricreg.schedules import Schedule, as_schedule
 
-KINDS = ("scalar", "histogram", "image", "text")
+KINDS = ("scalar", "histogram", "image", "text", "embedding")  # embedding: metricreg.projector files
 REDUCTIONS = (None, "mean", "sum", "max", "min")
 DIRECTIONS = (None, "higher_is_better", "lower_is_better")
 LEVELS = ("warn", "critical")

@@ -29,6 +29,7 @@ from metricreg import events, host
 from metricreg.cost import COST_PREFIX, COST_TAG, CostMeter
 from metricreg.health import Alert, HealthTracker
 from metricreg.manifest import ERRORS_TAG, MANIFEST_TAG, PLUGIN_CONTENT, PLUGIN_NAME, Manifest, build_manifest
+from metricreg.projector import ProjectorFiles
 from metricreg.recordfile import LogdirError, RecordFile, open_event_file
 
 __all__ = [
@@ -149,6 +150,7 @@ class EventWriter:
         self._dropped_written = 0
         self._trackers: dict[str, HealthTracker | None] = {}
         self._plain: dict[tuple[str, str], SeriesKey] = {}
+        self._projector = ProjectorFiles(logdir)  # embedding values: files beside the event file
         self._scalars = events.ScalarEncoder()
         self._buffer = bytearray()
         self._buffer_records = 0
@@ -355,6 +357,8 @@ class EventWriter:
                     if isinstance(value, BadValue):
                         raise value
                     encoded.append(events.text_value(tag, str(value)))
+                elif series.kind == "embedding":
+                    self._projector.write(tag, step, value)
             except Exception as exc:  # one unconvertible value costs only itself
                 self.stats.bad_values += 1
                 self._note_bad_value(series, step, value if isinstance(value, BadValue) else exc)

@@ -27,6 +27,7 @@ from metricreg.builtins import (
     optimization,
     prediction,
     probe,
+    projector,
     reconstruction,
     representation,
     stability,
@@ -222,3 +223,12 @@ def test_masking():
     on_device(masking.masking(meta(64, 196, dtype=torch.bool)))
     on_device(masking.masking(meta(8, 4, 4, dtype=torch.bfloat16)))  # (B, H, W) grid of 0/1 entries
     on_device(masking.masking(meta(49, dtype=torch.bool)))  # one mask for the batch
+
+
+def test_linear_probe_only_queues_its_host_copy():
+    labels = torch.empty(5000, device=META, dtype=torch.int64)
+    for features in (meta(600, 16), meta(5000, 8, dtype=torch.bfloat16)):  # halves widened on the device
+        result = probe.linear_accuracy((features, labels[: features.shape[0]]))
+        assert isinstance(result, A.Deferred)  # the float64 fit waits for the writer thread
+        rows = projector.projector((features, labels[: features.shape[0]]))
+        assert isinstance(rows, A.Deferred)  # the projector's files too
