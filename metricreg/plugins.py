@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.init_distance",
     "metricreg.builtins.levels",
     "metricreg.builtins.probe",
+    "metricreg.builtins.visuals",
 )
 
 
