@@ -187,15 +187,36 @@ def _pair_stats(xp: Any, a: Any, b: Any) -> dict[str, Any]:
     }
 
 
+_PAIRED_KEYS = ("diag", "offdiag", "margin", "top1")
+
+
 def paired(paired_embeddings: Any) -> dict[str, Any] | None:
     """Alignment of paired embedding sets, per pair of modalities (see the module docstring)."""
     items = _modalities(paired_embeddings)
     if items is None:
         return None
-    xp = A.namespace(*(v for _, v in items))
-    unit = [_normalize(xp, _rows(v, xp, PAIRED_MAX_ROWS)) for _, v in items]  # each modality once
+    pairs = _pairs(items)
+    arrays = [v for _, v in items]
+    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
+        # CPU data: a copy of at most 1,024 rows per modality here, the n×n products on the writer thread
+        # (mismatched widths stay here, so their error is counted against the metric, not a silent NaN).
+        rows = {str(i): _host_rows(v) for i, v in enumerate(arrays)}
+        keys = [m if key is None else f"{key}/{m}" for key, _, _ in pairs for m in _PAIRED_KEYS]
+        return A.on_writer(lambda **h: _paired([h[str(i)] for i in range(len(h))], pairs), rows, keys)
+    return _paired(arrays, pairs)
+
+
+def _host_rows(x: Any, max_rows: int = PAIRED_MAX_ROWS) -> Any:
+    """The rows the device route uses (as ``_rows``: at most max_rows, fixed selection), before the writer's copy."""
+    x = A.detach(x)
+    return A.as_matrix(x.reshape(-1, 1) if x.ndim == 1 else x, max_rows)
+
+
+def _paired(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> dict[str, Any]:
+    xp = A.namespace(*arrays)
+    unit = [_normalize(xp, _rows(v, xp, PAIRED_MAX_ROWS)) for v in arrays]  # each modality once
     out: dict[str, Any] = {}
-    for key, i, j in _pairs(items):
+    for key, i, j in pairs:
         stats = _pair_stats(xp, unit[i], unit[j])
         out.update(stats if key is None else {f"{key}/{m}": v for m, v in stats.items()})
     return out
@@ -220,9 +241,20 @@ def similarity_image(paired_embeddings: Any) -> Any:
     items = _modalities(paired_embeddings)
     if items is None:
         return None
-    xp = A.namespace(*(v for _, v in items))
-    rows = [_rows(v, xp) for _, v in items]
-    images = {key: _similarity_pixels(xp, rows[i], rows[j]) for key, i, j in _pairs(items)}
+    pairs = _pairs(items)
+    arrays = [v for _, v in items]
+    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
+        # CPU data: a copy of the first 64 rows per modality here, the matrices and colours on the writer thread
+        rows = {str(i): _host_rows(v, A.MAX_ROWS)[:IMAGE_PAIRS] for i, v in enumerate(arrays)}
+        keys = None if pairs[0][0] is None else [key for key, _, _ in pairs]
+        return A.on_writer(lambda **h: _similarity_images([h[str(i)] for i in range(len(h))], pairs), rows, keys)
+    return _similarity_images(arrays, pairs)
+
+
+def _similarity_images(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> Any:
+    xp = A.namespace(*arrays)
+    rows = [_rows(v, xp) for v in arrays]
+    images = {key: _similarity_pixels(xp, rows[i], rows[j]) for key, i, j in pairs}
     return images.get(None, images)
 
 

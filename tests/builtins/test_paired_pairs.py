@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
+from metricreg import arrays as A
 from metricreg.builtins import prediction as R
 from tests.builtins.conftest import close, values
 
@@ -76,7 +77,7 @@ def test_tuples_name_pairs_by_position(fw):
 
 
 def test_one_image_per_pair(fw):
-    data = three_modalities(n=80)  # more rows than the image's 64 pairs
+    data = three_modalities(n=1500)  # more rows than the image's 64 pairs and paired's 1,024
     images = R.similarity_image(fw.tree(data))
     assert set(images) == {"text_vs_image", "text_vs_audio", "image_vs_audio"}
     for key, img in images.items():
@@ -130,3 +131,19 @@ def test_monitor_writes_every_pair_and_keeps_training_on_bad_input(tmp_path):
     assert "train/prediction/paired/diag" not in run.series  # three modalities: per-pair tags only
     errors = run.evaluate().errors
     assert any("prediction/paired" in str(e) and "9 modalities" in str(e) for e in errors), errors
+
+
+def test_cpu_data_is_the_value_at_its_step_and_computed_on_the_writer():
+    data = three_modalities()
+    ref = reference_members(data["text"], data["audio"])
+    got = R.paired(data)
+    assert all(isinstance(v, A.Deferred) for v in got.values())  # the n×n work waits for the writer thread
+    for v in data.values():
+        v[:] = 0.0  # the loop reuses its buffers before the writer runs
+    assert close(values(got)["text_vs_audio/diag"], ref["diag"], 1e-12)
+
+
+def test_mismatched_widths_fail_on_the_training_thread():
+    rng = np.random.default_rng(2)
+    with pytest.raises(ValueError, match="matmul|shape|dimension"):
+        R.paired({"a": rng.standard_normal((8, 4)), "b": rng.standard_normal((8, 4)), "c": rng.standard_normal((8, 5))})
