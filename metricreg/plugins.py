@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.probe",
     "metricreg.builtins.masking",
     "metricreg.builtins.projector",
+    "metricreg.builtins.visuals",
 )
 
 

@@ -18,6 +18,15 @@ margin,top1}``                      matched pairs (diag), mean over mismatched p
 ``prediction/similarity``           image: the cosine-similarity matrix of the first 64 pairs, blue (−1) –
                                     white (0) – red (+1), 4× enlarged; a clean diagonal = aligned modalities
 ==================================  =======================================================================
+
+More than two modalities (``{"text": t, "image": i, "audio": a}``, rows aligned, or a tuple of three
+or more, named "0", "1", …): every pair in the dict's order gets the members and the image, tagged
+``prediction/paired/<a>_vs_<b>/{diag,offdiag,margin,top1}`` and ``prediction/similarity/<a>_vs_<b>``
+(``text_vs_image``, ``text_vs_audio``, ``image_vs_audio``). Two modalities keep the tags above. The
+per-pair members are informational (the margin rule is the two-modality tag's) and, under
+torch.distributed, rank 0's own values (their names come from the data). Pairs grow as m(m − 1)/2,
+each an n×n similarity matrix (n ≤ 1,024): more than 8 modalities (28 pairs) is an error naming
+``paired_embeddings``.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
 PAIRED_MAX_ROWS = 1024
+PAIRED_MAX_MODALITIES = 8  # 28 pairs: each costs an n×n similarity matrix
 IMAGE_PAIRS = 64
 IMAGE_SCALE = 4
 
@@ -130,24 +140,33 @@ def psnr(reconstruction: Any, image: Any, data_range: Any = None) -> Any:
     return xp.mean(value) if value.ndim else value
 
 
-def _pair(paired_embeddings: Any) -> tuple[Any, Any] | None:
-    if isinstance(paired_embeddings, dict):
-        values = list(paired_embeddings.values())
+def _modalities(paired_embeddings: Any) -> list[tuple[str, Any]] | None:
+    """(name, array) per modality: dict keys, or positions "0", "1", … of a tuple/list; None if < 2."""
+    if isinstance(paired_embeddings, Mapping):
+        items = [(str(k), v) for k, v in paired_embeddings.items()]
     elif isinstance(paired_embeddings, (tuple, list)):
-        values = list(paired_embeddings)
+        items = [(str(i), v) for i, v in enumerate(paired_embeddings)]
     else:
         return None
-    return (values[0], values[1]) if len(values) == 2 else None
-
-
-def paired(paired_embeddings: Any) -> dict[str, Any] | None:
-    """Alignment of two paired embedding sets (see the module docstring)."""
-    pair = _pair(paired_embeddings)
-    if pair is None:
+    if len(items) < 2:
         return None
-    xp = A.namespace(*pair)
-    a = _normalize(xp, _rows(pair[0], xp, PAIRED_MAX_ROWS))
-    b = _normalize(xp, _rows(pair[1], xp, PAIRED_MAX_ROWS))
+    if len(items) > PAIRED_MAX_MODALITIES:
+        raise ValueError(
+            f"paired_embeddings has {len(items)} modalities ({', '.join(k for k, _ in items)}); at most "
+            f"{PAIRED_MAX_MODALITIES} are compared (pairs grow quadratically): pass the ones to align"
+        )
+    return items
+
+
+def _pairs(items: list[tuple[str, Any]]) -> list[tuple[str | None, int, int]]:
+    """(tag key, i, j) for every pair i < j; the key is None for two modalities (the original tags)."""
+    if len(items) == 2:
+        return [(None, 0, 1)]
+    return [(f"{items[i][0]}_vs_{items[j][0]}", i, j) for i in range(len(items)) for j in range(i + 1, len(items))]
+
+
+def _pair_stats(xp: Any, a: Any, b: Any) -> dict[str, Any]:
+    """diag, offdiag, margin, top1 of two row-normalised matrices (rows aligned)."""
     n = min(a.shape[0], b.shape[0])
     a, b = a[:n, :], b[:n, :]
     sim = a @ xp.matrix_transpose(b)
@@ -168,13 +187,43 @@ def paired(paired_embeddings: Any) -> dict[str, Any] | None:
     }
 
 
-def similarity_image(paired_embeddings: Any) -> Any:
-    """HxWx3 float image in [0, 1] of the similarity matrix of the first pairs."""
-    pair = _pair(paired_embeddings)
-    if pair is None:
+_PAIRED_KEYS = ("diag", "offdiag", "margin", "top1")
+
+
+def paired(paired_embeddings: Any) -> dict[str, Any] | None:
+    """Alignment of paired embedding sets, per pair of modalities (see the module docstring)."""
+    items = _modalities(paired_embeddings)
+    if items is None:
         return None
-    xp = A.namespace(*pair)
-    a, b = _rows(pair[0], xp), _rows(pair[1], xp)
+    pairs = _pairs(items)
+    arrays = [v for _, v in items]
+    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
+        # CPU data: a copy of at most 1,024 rows per modality here, the n×n products on the writer thread
+        # (mismatched widths stay here, so their error is counted against the metric, not a silent NaN).
+        rows = {str(i): _host_rows(v) for i, v in enumerate(arrays)}
+        keys = [m if key is None else f"{key}/{m}" for key, _, _ in pairs for m in _PAIRED_KEYS]
+        return A.on_writer(lambda **h: _paired([h[str(i)] for i in range(len(h))], pairs), rows, keys)
+    return _paired(arrays, pairs)
+
+
+def _host_rows(x: Any, max_rows: int = PAIRED_MAX_ROWS) -> Any:
+    """The rows the device route uses (as ``_rows``: at most max_rows, fixed selection), before the writer's copy."""
+    x = A.detach(x)
+    return A.as_matrix(x.reshape(-1, 1) if x.ndim == 1 else x, max_rows)
+
+
+def _paired(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> dict[str, Any]:
+    xp = A.namespace(*arrays)
+    unit = [_normalize(xp, _rows(v, xp, PAIRED_MAX_ROWS)) for v in arrays]  # each modality once
+    out: dict[str, Any] = {}
+    for key, i, j in pairs:
+        stats = _pair_stats(xp, unit[i], unit[j])
+        out.update(stats if key is None else {f"{key}/{m}": v for m, v in stats.items()})
+    return out
+
+
+def _similarity_pixels(xp: Any, a: Any, b: Any) -> Any:
+    """HxWx3 float image in [0, 1] of the cosine-similarity matrix of two (n, d) matrices."""
     n = min(a.shape[0], b.shape[0], IMAGE_PAIRS)
     a, b = _normalize(xp, a[:n, :]), _normalize(xp, b[:n, :])
     v = (xp.clip(a @ xp.matrix_transpose(b), -1.0, 1.0) + 1.0) / 2.0  # 0 blue, 0.5 white, 1 red
@@ -185,6 +234,28 @@ def similarity_image(paired_embeddings: Any) -> Any:
     b_ = xp.clip(2.0 - 2.0 * v, 0.0, 1.0)
     g = 1.0 - xp.abs(2.0 * v - 1.0)
     return xp.astype(xp.stack([r, g, b_], axis=-1), xp.float32)
+
+
+def similarity_image(paired_embeddings: Any) -> Any:
+    """The similarity image of the first pairs; a dict of them per pair of modalities beyond two."""
+    items = _modalities(paired_embeddings)
+    if items is None:
+        return None
+    pairs = _pairs(items)
+    arrays = [v for _, v in items]
+    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
+        # CPU data: a copy of the first 64 rows per modality here, the matrices and colours on the writer thread
+        rows = {str(i): _host_rows(v, A.MAX_ROWS)[:IMAGE_PAIRS] for i, v in enumerate(arrays)}
+        keys = None if pairs[0][0] is None else [key for key, _, _ in pairs]
+        return A.on_writer(lambda **h: _similarity_images([h[str(i)] for i in range(len(h))], pairs), rows, keys)
+    return _similarity_images(arrays, pairs)
+
+
+def _similarity_images(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> Any:
+    xp = A.namespace(*arrays)
+    rows = [_rows(v, xp) for v in arrays]
+    images = {key: _similarity_pixels(xp, rows[i], rows[j]) for key, i, j in pairs}
+    return images.get(None, images)
 
 
 HEALTH_COSINE = {
@@ -287,7 +358,8 @@ METRICS = [
         compute=similarity_image,
         every=1000,
         kind="image",
-        description="Cosine-similarity matrix of the first 64 pairs of paired_embeddings (blue −1, red +1).",
+        description="Cosine-similarity matrix of the first 64 pairs of paired_embeddings (blue −1, red +1); one "
+        "per pair of modalities beyond two.",
     ),
 ]
 
@@ -299,7 +371,11 @@ def metricreg_register_inputs(register):
     register("reconstruction", description="reconstructed image(s), same shape as image")
     register("image", description="reference image(s): (H, W[, C]) or a batch (B, ...) with ndim >= 4")
     register("data_range", description="PSNR peak value R (default 1 for float images, 255 for integers)")
-    register("paired_embeddings", description="(a, b) or {'image': a, 'text': b}: row i of a pairs with row i of b")
+    register(
+        "paired_embeddings",
+        description="(a, b) or {'image': a, 'text': b, ...}: row i of each pairs with row i of the others "
+        "(every pair of up to 8 modalities)",
+    )
 
 
 @hookimpl

@@ -131,14 +131,20 @@ MULTIMODAL = {  # seed 004
     **{f"embeddings/{m}/norm": f"train/collapse/{m}/norm" for m in ("text", "image", "audio", "global")},
     "optimization/lr": "train/optimization/lr",
     "optimization/grad_norm": "train/optimization/grad_norm",
-    "alignment/text_vs_image/diagonal_similarity": "train/prediction/paired/diag",
-    "alignment/text_vs_image/mean_similarity": "train/prediction/paired/offdiag",
-    **{  # mon.log: prediction/paired takes one pair
-        f"alignment/{p}/{s}": f"train/alignment/{p}/{s}"
-        for p in ("text_vs_audio", "image_vs_audio")
-        for s in ("diagonal_similarity", "mean_similarity")
+    **{
+        f"alignment/{p}/{s}": f"train/prediction/paired/{p}/{m}"
+        for p in ("text_vs_image", "text_vs_audio", "image_vs_audio")
+        for s, m in (("diagonal_similarity", "diag"), ("mean_similarity", "offdiag"))
     },
-    "similarity matrix text vs image (image)": "train/prediction/similarity",
+    **{
+        f"similarity matrix {p.replace('_vs_', ' vs ')} (image)": f"train/prediction/similarity/{p}"
+        for p in ("text_vs_image", "text_vs_audio", "image_vs_audio")
+    },
+    **{
+        f"feature histograms {m} ({s})": f"train/features/{m}/{s}"  # issue 12: feature histograms
+        for m in ("text", "image", "audio")
+        for s in ("values", "norms")
+    },
     "epoch mean of the training loss": "train/loss/train/epoch_mean",  # mon.log
     "epoch std of the training loss": "train/loss/train/epoch_std",  # mon.log
     "weight histograms": "train/optimization/weights",

@@ -1,0 +1,67 @@
+"""paired_embeddings under real torch.distributed (gloo): two modalities are averaged across ranks as
+before; three write each pair with rank 0's own values, with no hang and the training's collectives exact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.builtins.paired_dist_worker import embeddings
+from tests.builtins.test_paired_pairs import reference_members
+from tests.core.eventfiles import scalars
+from tests.core.test_distributed import free_port
+
+pytest.importorskip("torch")
+
+WORKER = Path(__file__).with_name("paired_dist_worker.py")
+WORLD = 2
+
+
+def launch(tmp_path: Path, modalities: int) -> dict:
+    port = free_port()
+    run = tmp_path / "run"
+    root = str(Path(__file__).parents[2])
+    procs = []
+    for rank in range(WORLD):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
+        env.update(METRICREG_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1", PYTHONPATH=root)
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(run), str(modalities)], env=env))
+    try:
+        codes = [proc.wait(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert codes == [0] * WORLD  # the worker asserts its own all_reduce stayed exact
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
+    return scalars(run)
+
+
+@pytest.mark.slow
+def test_two_modalities_are_averaged_across_ranks(tmp_path):
+    data = launch(tmp_path, 2)
+    refs = [reference_members(*embeddings(rank, 2).values()) for rank in range(WORLD)]
+    for member in ("diag", "offdiag", "margin", "top1"):
+        steps = data[f"train/prediction/paired/{member}"]
+        expected = np.mean([r[member] for r in refs])
+        assert [s for s, _ in steps] == [0, 1, 2]
+        assert all(v == pytest.approx(expected, rel=1e-5, abs=1e-6) for _, v in steps), member
+
+
+@pytest.mark.slow
+def test_three_modalities_write_rank_zeros_pairs(tmp_path):
+    data = launch(tmp_path, 3)
+    mine = embeddings(0, 3)
+    assert not any(tag == "train/prediction/paired/diag" for tag in data)  # no NaN for the declared slots
+    for a, b in (("m0", "m1"), ("m0", "m2"), ("m1", "m2")):
+        ref = reference_members(mine[a], mine[b])
+        for member in ("diag", "offdiag", "margin", "top1"):
+            steps = data[f"train/prediction/paired/{a}_vs_{b}/{member}"]
+            assert [s for s, _ in steps] == [0, 1, 2]
+            assert all(v == pytest.approx(ref[member], rel=1e-5, abs=1e-6) for _, v in steps), (a, b, member)
