@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.heads",
     "metricreg.builtins.init_distance",
     "metricreg.builtins.levels",
+    "metricreg.builtins.lidar",
     "metricreg.builtins.probe",
 )
 

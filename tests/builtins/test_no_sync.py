@@ -21,6 +21,7 @@ from metricreg.builtins import (
     heads,
     init_distance,
     levels,
+    lidar,
     loss,
     loss_parts,
     optimization,
@@ -206,3 +207,8 @@ def test_knn_probe():
     on_device(probe.knn_accuracy({"features": meta(5000, 8), "labels": meta(5000, dtype=torch.int64)}))  # sub-sampled
     with pytest.raises(ValueError, match="probe: features are on meta but labels on cpu"):
         probe.knn_accuracy((meta(600, 16), torch.zeros(600, dtype=torch.int64)))
+
+
+def test_lidar():
+    on_device(lidar.lidar(meta(1000, 2, 256)))  # covariances on the device, eigensolves a host job
+    on_device(lidar.lidar(meta(20_000, 2, 8, dtype=torch.bfloat16)))  # above the row cap: sub-sampled on the device
