@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.init_distance",
     "metricreg.builtins.levels",
     "metricreg.builtins.lidar",
+    "metricreg.builtins.gradient_noise",
     "metricreg.builtins.probe",
 )
 
