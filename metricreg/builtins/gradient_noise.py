@@ -135,9 +135,8 @@ class MicrobatchGrads:
                     "gradient_noise.accumulate: the set of parameters with a .grad changed between micro-steps"
                 )
             inc = torch._foreach_sub(wide, self._prev)
-            for dst, src in zip(self._prev, wide, strict=True):
-                dst.copy_(src)
-        self._sq.append(_sum_sq(inc))
+            torch._foreach_copy_(self._prev, wide)
+        self._sq.append(_torch_sum_sq(inc))
 
     def stats(self) -> tuple[Any, Any, int, float] | None:
         """(mean ‖g_k‖², ‖G_big‖², K, B_big/b) of the measured step, or None (not measured)."""
@@ -148,7 +147,7 @@ class MicrobatchGrads:
         if k < 2:
             raise ValueError(f"gradient_noise: microbatch_grads needs at least 2 micro-steps, got {k}")
         small = sum(local[1:], local[0]) / float(len(local))
-        big = _sum_sq(self._prev) / float(k * k)  # (sum of the K increments / K)²; DDP: the global mean
+        big = _torch_sum_sq(self._prev) / float(k * k)  # (sum of the K increments / K)²; DDP: the global mean
         return small, big, k, float(k * self.world)
 
 
@@ -160,6 +159,13 @@ def accumulate(
 
 
 # ---------------------------------------------------------------------------------- the metric
+
+
+def _torch_sum_sq(xs: list[Any]) -> Any:
+    """Σ‖x‖² of torch tensors: one fused norm per tensor (as clip_grad_norm_), summed in float64."""
+    torch = sys.modules["torch"]
+    norms = torch.stack(torch._foreach_norm(xs)).double()
+    return torch.sum(norms * norms)
 
 
 def _sum_sq(xs: list[Any]) -> Any:
