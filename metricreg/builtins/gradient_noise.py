@@ -108,12 +108,14 @@ class MicrobatchGrads:
         self.ddp = ddp
         self.world = torch.distributed.get_world_size() if ddp and torch.distributed.is_initialized() else 1
         self.active = False
+        self.step: int | None = None  # the step of the last begin()
         self._prev: list[Any] | None = None
         self._sq: list[Any] = []
 
     def begin(self, step: int) -> bool:
         """Start a training step; True when it will be measured (``step % every == 0``)."""
         self.active = step % self.every == 0
+        self.step = step
         self._prev, self._sq = None, []
         return self.active
 
@@ -138,11 +140,27 @@ class MicrobatchGrads:
             torch._foreach_copy_(self._prev, wide)
         self._sq.append(_torch_sum_sq(inc))
 
-    def stats(self) -> tuple[Any, Any, int, float] | None:
-        """(mean ‖g_k‖², ‖G_big‖², K, B_big/b) of the measured step, or None (not measured)."""
+    def stats(self, step: int | None = None) -> tuple[Any, Any, int, float]:
+        """(mean ‖g_k‖², ‖G_big‖², K, B_big/b) of the measured step; an error naming the mismatch otherwise.
+
+        Called when ``gradient_noise`` is due at ``step``: an accumulator that did not measure
+        that step means the loop's calls and the metric's schedule disagree.
+        """
         k = len(self._sq)
-        if not self.active or self._prev is None:
-            return None
+        if self.step is None:
+            raise ValueError("gradient_noise: call accumulate(...).begin(step) at the start of every training step")
+        if step is not None and step != self.step:
+            raise ValueError(
+                f"gradient_noise: due at step {step}, but the accumulator's last begin() was for step {self.step}: "
+                "pass the Monitor's step to begin()"
+            )
+        if not self.active:
+            raise ValueError(
+                f"gradient_noise: due at step {self.step}, which accumulate(every={self.every}) did not measure: "
+                "give accumulate() the metric's schedule"
+            )
+        if k == 0:
+            raise ValueError("gradient_noise: no micro_step() since begin(): call it after each micro-batch's backward")
         local = self._sq[:-1] if self.ddp else self._sq  # DDP: the last backward's .grad is all-reduced
         if k < 2:
             raise ValueError(f"gradient_noise: microbatch_grads needs at least 2 micro-steps, got {k}")
@@ -233,12 +251,11 @@ def gradient_noise(
     microbatch_size: Any = None,
     batch_size: Any = None,
     state: dict | None = None,
+    step: int | None = None,
 ) -> dict[str, Any] | None:
     """B_simple, gradient SNR and the raw norms from K micro-batch gradients (module docstring)."""
     if isinstance(microbatch_grads, MicrobatchGrads):
-        stats = microbatch_grads.stats()
-        if stats is None:
-            return None
+        stats = microbatch_grads.stats(step)
         b_given = microbatch_size if microbatch_size is not None else microbatch_grads.microbatch_size
     else:
         stats = _stats_from_list(microbatch_grads)

@@ -187,7 +187,10 @@ def test_accumulator_does_nothing_on_steps_that_are_not_due():
     for xk, yk in zip(x, y, strict=True):
         torch.nn.functional.mse_loss(model(xk), yk).backward()
         acc.micro_step()
-    assert acc._prev is None and GN.gradient_noise(acc) is None
+    assert acc._prev is None and acc._sq == []
+    # were the metric due here, its schedule and the accumulator's would disagree: say so
+    with pytest.raises(ValueError, match=r"due at step 150, which accumulate\(every=100\) did not measure"):
+        GN.gradient_noise(acc, step=150)
 
 
 def test_accumulator_errors_name_the_helper():
@@ -195,13 +198,19 @@ def test_accumulator_errors_name_the_helper():
     with pytest.raises(TypeError, match="gradient_noise.accumulate: expected a torch nn.Module"):
         GN.accumulate({"w": np.ones(3)})
     acc = GN.accumulate(model, microbatch_size=5)
+    with pytest.raises(ValueError, match=r"call accumulate\(...\).begin\(step\) at the start of every training step"):
+        GN.gradient_noise(acc, step=0)
     acc.begin(0)
+    with pytest.raises(ValueError, match=r"no micro_step\(\) since begin\(\)"):
+        GN.gradient_noise(acc, step=0)
     with pytest.raises(ValueError, match=r"micro_step\(\) found no .grad"):
         acc.micro_step()
     torch.nn.functional.mse_loss(model(x[0]), y[0]).backward()
     acc.micro_step()
     with pytest.raises(ValueError, match="needs at least 2 micro-steps, got 1"):
         GN.gradient_noise(acc)
+    with pytest.raises(ValueError, match=r"due at step 100, but the accumulator's last begin\(\) was for step 0"):
+        GN.gradient_noise(acc, step=100)
 
 
 def test_monitor_writes_the_tags_with_the_accumulator(tmp_path):

@@ -152,12 +152,23 @@ def test_collapse_reads_low_and_nan_input_gives_nan():
     [
         (np.zeros((10, 4)), r"lidar: views must be an \(n_samples, n_views, d\) array, got shape \(10, 4\)"),
         (np.zeros((10, 1, 4)), "at least 2 samples and 2 views"),
-        ([[1.0]], "views must be an .* array, got list"),
+        ([[1.0]], "views given as a list must hold q >= 2 arrays"),
+        (
+            [np.zeros((5, 3)), np.zeros((6, 3))],
+            r"need \(n_samples, d\) arrays of one shape, got \[\(5, 3\), \(6, 3\)\]",
+        ),
+        ("views", "views must be an .* array, got str"),
     ],
 )
 def test_bad_views_name_the_input(views, match):
     with pytest.raises(ValueError, match=match):
         L.lidar(views)
+
+
+def test_a_list_of_one_array_per_view_is_stacked(fw):
+    e = views_of("random")
+    got = value(L.lidar([fw.array(e[:, 0]), fw.array(e[:, 1])]))
+    assert close(got, value(L.lidar(fw.array(e))), 1e-12)
 
 
 def test_large_inputs_are_subsampled_to_the_row_cap():
