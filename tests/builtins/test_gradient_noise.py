@@ -231,3 +231,13 @@ def test_monitor_writes_the_tags_with_the_accumulator(tmp_path):
     snr = written["train/gradient_noise/snr"][0][1]
     assert close(snr, 20 / b_simple, 1e-6)  # SNR = B_big / B_simple, B_big = K·b = 20
     assert mon.errors == {}
+
+
+def test_microbatch_size_is_bookkeeping_not_a_generalization_metric(tmp_path):
+    grads, b = microbatch_grads("isotropic")
+    with mr.Monitor(str(tmp_path)) as mon:
+        mon.step(0, loss=1.0, microbatch_grads=grads, microbatch_size=b)
+        mon.eval(loss=2.0, microbatch_size=b)
+    written = scalars(tmp_path)
+    assert "train/gradient_noise/b_simple" in written and "gap/loss" in written
+    assert not [tag for tag in written if tag.startswith("gap/microbatch_size")]  # bookkeeping, like batch_size
