@@ -7,9 +7,10 @@ gradient covariance), so two batch sizes give unbiased estimates of ‖G‖² an
     ‖𝒢‖² = (B_big ‖G_big‖² − B_small ‖G_small‖²) / (B_big − B_small)
     𝒮    = (‖G_small‖² − ‖G_big‖²) / (1/B_small − 1/B_big)
 
-and B_simple = 𝒮/‖𝒢‖² (Eq. 2.8 of the paper with the estimators of A.1). The gradient SNR
-‖𝒢‖² / (𝒮/B_big) is the signal-to-noise ratio of the big batch's gradient, the quantity the
-norm test of Bollapragada et al. 2018 (and Cockpit's) compares with 1; it equals B_big/B_simple.
+and B_simple = tr(Σ)/‖G‖² (the paper's simple noise scale, §2.2) estimated as 𝒮/‖𝒢‖². The gradient
+SNR ‖𝒢‖² / (𝒮/B_big) is the signal-to-noise ratio of the big batch's gradient: the norm test of
+Bollapragada et al. 2018 (also in Cockpit) asks for it to exceed 1/θ² for a chosen θ; it equals
+B_big/B_simple.
 
 Input ``microbatch_grads``, one of:
 
@@ -67,7 +68,7 @@ HEALTH: dict[str, Health] = {
     "snr": _h(
         "gradient SNR",
         "‖G‖² / (tr(Σ)/B_big): signal-to-noise ratio of the step's full-batch gradient (the norm test of "
-        "Bollapragada et al. 2018 asks for it above ≈ 1). Equals B_big / B_simple.",
+        "Bollapragada et al. 2018 asks for it above 1/θ² for a chosen θ). Equals B_big / B_simple.",
     ),
     "g2": _h("‖G‖² estimate", "Unbiased estimate of the squared norm of the true gradient (App. A.1)."),
     "trace_sigma": _h("tr(Σ) estimate", "Unbiased estimate of the per-sample gradient covariance trace (App. A.1)."),

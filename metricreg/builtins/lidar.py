@@ -11,7 +11,8 @@ and μ the mean of the μ_x, over n samples:
     LiDAR = exp(−Σᵢ pᵢ log pᵢ),  pᵢ = λᵢ/‖λ‖₁ + ε                   its smooth rank (Eq. 5)
 
 with λ the eigenvalues of Σ_lidar, δ = 1e-4 (the paper's value) and ε = 1e-7 (RankMe's, as in
-:mod:`metricreg.arrays`). (Equation numbers as in arXiv v1.) High LiDAR: many directions that
+:mod:`metricreg.arrays`). (Equation numbers: arXiv:2312.04000v1, **unverified** here: written
+without the paper at hand; the definitions follow §3.) High LiDAR: many directions that
 separate samples relative to how much augmentations move them; it tracked linear-probe
 accuracy better than RankMe in the paper. Needs q ≥ 2 views and n ≥ 2 samples.
 
