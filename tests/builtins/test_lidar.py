@@ -191,3 +191,17 @@ def test_monitor_writes_lidar_every_1000_steps_and_fans_out_dicts(tmp_path):
     assert close(written["train/lidar/image"][0][1], lidar_reference(a), 1e-6)
     assert close(written["train/lidar/text"][1][1], lidar_reference(b), 1e-6)
     assert [s for s, _ in written["train/lidar"]] == [2000]
+
+
+def test_the_cuda_route_on_cpu_values(monkeypatch):
+    """torch CUDA's route (covariances on the device, eigensolves in a host job) run on CPU tensors."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(A, "host_route", lambda x: False)
+    monkeypatch.setattr(A, "needs_host_eig", lambda x: True)
+    e = views_of("low_rank")
+    out = L.lidar(torch.from_numpy(e).float())
+    assert isinstance(out, A.Deferred)
+    assert close(value(out), lidar_reference(torch.from_numpy(e).float().double().numpy()), 1e-8)
+    bad = torch.from_numpy(e).clone()
+    bad[0, 0, 0] = float("inf")
+    assert math.isnan(value(L.lidar(bad)))
