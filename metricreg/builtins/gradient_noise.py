@@ -104,6 +104,11 @@ class MicrobatchGrads:
         if ddp is None:
             ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        if any(hasattr(p, "placements") for p in self.params):  # FSDP2 / DTensor: a norm would be a collective
+            raise TypeError(
+                "gradient_noise.accumulate: sharded (DTensor / FSDP2) parameters are not supported: the norm "
+                "of a sharded gradient needs a collective on the training thread"
+            )
         self.microbatch_size = microbatch_size
         self.every = every
         self.ddp = ddp

@@ -197,6 +197,15 @@ def test_accumulator_errors_name_the_helper():
     torch, model, x, y = _model_and_batches()
     with pytest.raises(TypeError, match="gradient_noise.accumulate: expected a torch nn.Module"):
         GN.accumulate({"w": np.ones(3)})
+
+    class Sharded(torch.nn.Module):  # a parameter that looks like FSDP2's DTensor
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(3))
+            self.w.placements = ("Shard(0)",)
+
+    with pytest.raises(TypeError, match=r"sharded \(DTensor / FSDP2\) parameters are not supported"):
+        GN.accumulate(Sharded())
     acc = GN.accumulate(model, microbatch_size=5)
     with pytest.raises(ValueError, match=r"call accumulate\(...\).begin\(step\) at the start of every training step"):
         GN.gradient_noise(acc, step=0)
