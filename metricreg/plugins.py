@@ -41,6 +41,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "metricreg.builtins.heads",
     "metricreg.builtins.init_distance",
     "metricreg.builtins.levels",
+    "metricreg.builtins.lidar",
+    "metricreg.builtins.gradient_noise",
     "metricreg.builtins.probe",
     "metricreg.builtins.masking",
     "metricreg.builtins.projector",

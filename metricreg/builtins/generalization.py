@@ -64,6 +64,7 @@ EXCLUDE = frozenset(
         "step",
         "epoch",
         "batch_size",
+        "microbatch_size",
         "tokens",
         "num_samples",
         "samples",

@@ -18,9 +18,11 @@ from metricreg.builtins import (
     distillation,
     ema,
     generalization,
+    gradient_noise,
     heads,
     init_distance,
     levels,
+    lidar,
     loss,
     loss_parts,
     masking,
@@ -232,3 +234,21 @@ def test_linear_probe_only_queues_its_host_copy():
         assert isinstance(result, A.Deferred)  # the float64 fit waits for the writer thread
         rows = projector.projector((features, labels[: features.shape[0]]))
         assert isinstance(rows, A.Deferred)  # the projector's files too
+
+
+def test_lidar():
+    on_device(lidar.lidar(meta(1000, 2, 256)))  # covariances on the device, eigensolves a host job
+    on_device(lidar.lidar(meta(20_000, 2, 8, dtype=torch.bfloat16)))  # above the row cap: sub-sampled on the device
+
+
+def test_gradient_noise():
+    grads = [{"w": meta(8, 4), "b": meta(4, dtype=torch.bfloat16)} for _ in range(3)]
+    on_device(gradient_noise.gradient_noise(grads, microbatch_size=16, state={}))
+    net = model()
+    acc = gradient_noise.accumulate(net, microbatch_size=16)
+    acc.begin(0)
+    for _ in range(3):
+        acc.micro_step()
+    state: dict = {}
+    for _ in range(2):  # the EMA ratio from its state
+        on_device(gradient_noise.gradient_noise(acc, state=state))

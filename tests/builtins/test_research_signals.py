@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import metricreg as mr
-from metricreg.builtins import distillation, loss_parts, reconstruction, representation
+from metricreg.builtins import distillation, gradient_noise, lidar, loss_parts, reconstruction, representation
 from metricreg.health import evaluate_series
 from metricreg.spec import Health
 
-MODULES = (representation, distillation, reconstruction, loss_parts)
+MODULES = (representation, distillation, reconstruction, loss_parts, lidar, gradient_noise)
 
 
 def healths():

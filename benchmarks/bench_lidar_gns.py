@@ -1,0 +1,119 @@
+"""Cost of LiDAR and the gradient noise scale against a training step (issue 12's research signals).
+
+Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
+torch CPU), as in bench_informational.py. Each part is timed per due call with
+``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, printed as a
+ratio to the training step and as its amortised share (cost / schedule interval / step).
+
+* LiDAR at n = 1000 samples, 2 views, d = 256 (float32 torch CPU): the training thread only
+  snapshots the views; the covariances and the two eigensolves run on the writer thread.
+* gradient_noise with ``accumulate(model)``: per micro-step (K = 4 micro-batches of 64), and the
+  metric itself; and the list route (4 flat gradient copies the user made).
+
+Run: OMP_NUM_THREADS=1 python benchmarks/bench_lidar_gns.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+import numpy as np
+import torch
+
+from metricreg import arrays as A
+from metricreg.builtins import gradient_noise, lidar
+
+
+def per_call(fn, calls: int, repeat: int) -> float:
+    """Best over ``repeat`` of the median thread-CPU seconds of one call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        times = []
+        for _ in range(calls):
+            start = time.thread_time()
+            fn()
+            times.append(time.thread_time() - start)
+        best = min(best, statistics.median(times))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
+
+    def train_step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    step = per_call(train_step, 50, args.repeat)
+    rows = []
+
+    def row(name: str, seconds: float, every: int, where: str = "training thread") -> None:
+        rows.append((name, seconds, every, where))
+
+    rng = np.random.default_rng(0)
+    views = torch.from_numpy(rng.standard_normal((1000, 1, 256)) + 0.3 * rng.standard_normal((1000, 2, 256)))
+    views = views.float()
+    row("lidar n=1000 q=2 d=256: snapshot", per_call(lambda: lidar.lidar(views), 20, args.repeat), 1000)
+    snap = A.host_snapshot(views)
+    row(
+        "lidar n=1000 q=2 d=256: compute",
+        per_call(lambda: lidar._lidar_np(snap), 3, args.repeat),
+        1000,
+        "writer thread",
+    )
+
+    acc = gradient_noise.accumulate(net, microbatch_size=64)
+    chunks = list(zip(x.chunk(4), y.chunk(4), strict=True))
+
+    def micro_steps() -> None:
+        net.zero_grad()
+        acc.begin(0)
+        for xk, yk in chunks:
+            (torch.nn.functional.cross_entropy(net(xk), yk) / 4).backward()
+            acc.micro_step()
+
+    def backward_only() -> None:
+        net.zero_grad()
+        for xk, yk in chunks:
+            (torch.nn.functional.cross_entropy(net(xk), yk) / 4).backward()
+
+    helper = per_call(micro_steps, 20, args.repeat) - per_call(backward_only, 20, args.repeat)
+    row("gradient_noise: 4 micro_step() calls", max(helper, 0.0), 100)
+    micro_steps()
+    row(
+        "gradient_noise: metric on accumulate()",
+        per_call(lambda: gradient_noise.gradient_noise(acc), 50, args.repeat),
+        100,
+    )
+    flat = [torch.cat([p.grad.reshape(-1) for p in net.parameters()]).clone() for _ in range(4)]
+    row(
+        "gradient_noise: metric on 4 flat grads",
+        per_call(lambda: gradient_noise.gradient_noise(flat), 50, args.repeat),
+        100,
+    )
+
+    print(f"anchor: one training step = {step * 1e3:.3f} ms (thread CPU)")
+    print(f"{'signal':42s} {'ms/due call':>11s} {'x step':>8s} {'every':>6s} {'share':>8s}  where")
+    for name, seconds, every, where in rows:
+        print(
+            f"{name:42s} {seconds * 1e3:11.3f} {seconds / step:8.2f} {every:6d} {seconds / every / step:8.3%}  {where}"
+        )
+
+
+if __name__ == "__main__":
+    main()
