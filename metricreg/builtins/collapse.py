@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from metricreg import arrays as A
+from metricreg import host_spectrum
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
@@ -254,8 +255,20 @@ def _spectral_on_host(g: Any, gc: Any, bad: Any, n: int, d: int) -> dict[str, An
 
 
 def _family_on_host(z: np.ndarray, n: int, d: int) -> dict[str, Any]:
-    """Every member and the log spectrum from the (n, d) snapshot, in numpy float64 (writer thread)."""
+    """Every member and the log spectrum from the (n, d) snapshot (writer thread).
+
+    float32 rows take metricreg.host_spectrum's float32 Gram when its error bound allows, else
+    (and for float64 rows) the float64 Gram; the direction statistics are always float64.
+    """
+    fast = host_spectrum.f32_spectra(z, True, A.RANKME_EPS) if z.dtype == np.float32 and z.size else None
     z = np.asarray(z, dtype=np.float64)
+    if fast is not None:
+        s, sc = fast
+        sc = sc[: max(1, min(n - 1, d))]
+        res: dict[str, Any] = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
+        res["log_spectrum"] = _log_spectrum(np, sc)
+        res.update({m: float(v) for m, v in _direction_stats(A.namespace(z), z).items()})
+        return res
     g, gc, bad = A.gram_matrices(z, np)
     res = _spectral_on_host(g, gc, bad, n, d)
     if bool(bad):

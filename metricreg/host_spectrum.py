@@ -1,0 +1,146 @@
+"""Singular values of host (numpy) embeddings: a float32 Gram matrix whose error is checked, else float64.
+
+Why: RankMe on an 8192×512 float32 batch through a float64 Gram costs about half of
+``torch.linalg.svdvals`` (the float64 product alone is ~42 of its ~85 ms on one core), while the
+float32 product takes ~18 ms. A float32 Gram matrix is not accurate everywhere, though: its
+eigenvalues carry an absolute error of order u·λ₁ (u = 2⁻²⁴), so directions below that level are
+noise, and a rank-1 matrix read through it has hundreds of spurious singular values near
+√u·σ₁ (RankMe ≈ 1.1 instead of 1.0008; 2.6 at larger n). So the float32 route is taken only when
+its answer is provably close:
+
+1. Gc = ZcᵀZc (or ZcZcᵀ when n < d) of the float32 rows centered with their float64 mean (the
+   centered product has the smaller error), in float32 (BLAS SYRK), and the uncentered Gram by
+   the exact float64 correction G = Gc + n·μμᵀ.
+2. Every eigenvalue is taken to be off by at most ν = ``F32_EIG_NOISE``·u·λ₁(Gc) (the largest
+   error measured over structured spectra, rank-1 to isotropic, n from 256 to 25,600, is
+   1.4·u·λ₁; see ``benchmarks/bench_effective_rank.py --study``); eigenvalues at or below ν are
+   set to zero, since they cannot be told from rounding.
+3. The first-order bound on how much those errors can move the spectral entropy
+   H = −Σ pₖ log pₖ (so RankMe and the effective rank, exp H, relatively) is computed from the
+   spectrum itself (:func:`entropy_error_bound`). Above ``F32_ENTROPY_TOL`` the float64 route
+   runs instead: collapsed and steep spectra (rank-k, power laws past λ ∝ k⁻³) go there, and they
+   read exactly what the float64 route reads.
+
+float64 input keeps the float64 route (the caller chose the precision); float16 and bfloat16
+are widened to float32 exactly by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Unit roundoff of float32.
+U32 = float(np.finfo(np.float32).eps) / 2
+
+#: Assumed bound on each eigenvalue's error of the float32 centered Gram, in units of u·λ₁.
+#: The worst measured is 1.4 (a rank-256 isotropic cloud in 512 dimensions); 3 leaves a margin.
+F32_EIG_NOISE = 3.0
+
+#: The float32 answer is kept when the bound on the entropy error (≈ the relative error of
+#: RankMe and of the effective rank) is at most this. 1e-3 is a tenth of RankMe's own
+#: batch-to-batch spread on the benchmark data (two independent 8192-row batches of the same
+#: distribution differ by ~1e-2), and it cannot move the collapse rule (RankMe < 1.5) except
+#: within 0.0015 of its threshold. Measured errors of accepted spectra are far below it (≤ 1e-6).
+F32_ENTROPY_TOL = 1e-3
+
+#: Below this λ₁ the float32 products could reach the subnormal range: float64 route.
+_F32_MIN_SCALE = 1e-20
+
+
+def entropy_error_bound(lam: np.ndarray, nu: float, eps: float, exact_zeros: int = 0) -> float:
+    """First-order bound on |ΔH| for H = −Σ pₖ log pₖ, pₖ = σₖ/Σσ + eps, when each λₖ = σₖ² may be off by ν.
+
+    λₖ > ν: σₖ may be off by √λₖ − √(λₖ − ν); λₖ ≤ ν (read as 0): the true σₖ may be up to √(2ν),
+    except for the ``exact_zeros`` smallest, known to be exactly 0 (constant columns: dead units).
+    Each term is |∂H/∂σₖ| = |log pₖ − Σⱼ p̂ⱼ log pⱼ| / Σσ at the end of σₖ's interval where it
+    is largest (the smaller σ), times that interval's half-width. ``lam`` is in any order.
+    """
+    lam = np.sort(np.clip(np.asarray(lam, dtype=np.float64), 0.0, None))
+    kept = lam > nu
+    s = np.sqrt(np.where(kept, lam, 0.0))
+    total = float(s.sum())
+    if total <= 0.0:
+        return math.inf
+    ds = np.where(kept, s - np.sqrt(np.clip(lam - nu, 0.0, None)), math.sqrt(2.0 * nu))
+    ds[: max(0, min(exact_zeros, int((~kept).sum())))] = 0.0
+    p = s / total + eps
+    mean_log = float(np.sum((s / total) * np.log(p)))
+    p_low = np.clip(s - ds, 0.0, None) / total + eps
+    return float(np.sum(np.abs(np.log(p_low) - mean_log) * ds) / total)
+
+
+def _f32_grams(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(G, Gc) in float64 from float32 products of the centered rows; None when float32 cannot hold them.
+
+    The column means are float64 (exact sums of float32 values); the float32 subtraction is
+    exact wherever an entry is within a factor 2 of its mean (Sterbenz), so the rows are
+    centered to float32 precision and G = Gc + n·μμᵀ holds to float64 rounding.
+    """
+    n, d = z.shape
+    mu = z.mean(axis=0, dtype=np.float64)
+    zc = z - mu.astype(np.float32)
+    gc = (zc.T @ zc if n >= d else zc @ zc.T).astype(np.float64)  # numpy: SSYRK
+    if not np.isfinite(np.trace(gc)) or not np.isfinite(mu).all():
+        return None  # overflow in float32, or a non-finite entry: the float64 route decides
+    if n >= d:
+        g = gc + float(n) * np.outer(mu, mu)
+    else:
+        v = zc @ mu  # float64 (numpy widens zc)
+        g = gc + v[:, None] + v[None, :] + float(mu @ mu)
+    return g, gc
+
+
+def _floored_sv(lam: np.ndarray, nu: float) -> np.ndarray:
+    """Descending singular values from ascending eigenvalues, those at or below ν set to 0."""
+    return np.sqrt(np.where(lam > nu, lam, 0.0))[::-1].copy()
+
+
+def f32_spectra(z: np.ndarray, centered: bool, eps: float) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(σ of Z, σ of the centered Z or None), descending, through float32 products; None when not accurate enough.
+
+    ``centered=False`` (RankMe alone) skips the centered eigensolve: λ₁(Gc), which sets ν, then
+    comes from a few power iterations (a lower estimate converging from below; the margin in
+    ``F32_EIG_NOISE`` covers it).
+    """
+    grams = _f32_grams(z)
+    if grams is None:
+        return None
+    g, gc = grams
+    n, d = z.shape
+    # Constant columns (dead ReLU units) are exact zero rows and columns of Gc in float32 too:
+    # they give exact zero eigenvalues of Gc, and all but one of them stay zero in G.
+    dead = int(np.count_nonzero(np.diag(gc) == 0.0)) if n >= d else 0
+    lam_c = None
+    if centered:  # checked first: a collapsed batch fails here, before the second eigensolve
+        lam_c = np.linalg.eigvalsh(gc)
+        top = float(lam_c[-1])
+        nu = F32_EIG_NOISE * U32 * top
+        kc = max(1, min(n - 1, d))
+        if (
+            not top > _F32_MIN_SCALE
+            or entropy_error_bound(lam_c[::-1][:kc], nu, eps, dead - (d - kc)) > F32_ENTROPY_TOL
+        ):
+            return None
+    else:
+        top = _top_eigenvalue(gc)
+        if not top > _F32_MIN_SCALE:
+            return None
+        nu = F32_EIG_NOISE * U32 * top
+    lam = np.linalg.eigvalsh(g)
+    if entropy_error_bound(lam, nu, eps, max(0, dead - 1)) > F32_ENTROPY_TOL:
+        return None
+    return _floored_sv(lam, nu), None if lam_c is None else _floored_sv(lam_c, nu)
+
+
+def _top_eigenvalue(a: np.ndarray, iterations: int = 12) -> float:
+    """λ₁ of a symmetric PSD matrix by power iteration (Rayleigh quotient), ~0.3 ms at 512×512."""
+    x = np.sqrt(np.abs(np.diag(a))) + 1e-300  # start inside the dominant columns
+    for _ in range(iterations):
+        y = a @ x
+        norm = float(np.linalg.norm(y))
+        if not norm > 0.0:
+            return 0.0
+        x = y / norm
+    return float(x @ (a @ x))
