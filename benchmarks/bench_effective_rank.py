@@ -208,8 +208,10 @@ def study() -> None:
     print("rule: RankMe < 1.5 decided differently)")
     header = f"{'input':28s} {'route':>5s} | {'checked route':^46s} | {'f32, no floor':^22s} | {'f32 + floor':^22s}"
     print(header)
-    print(f"{'':28s} {'':5s} | {'RankMe':>8s} {'erank':>8s} {'α':>8s} {'nz':>4s} {'hist':>6s} {'rule':>5s} | "
-          f"{'RankMe':>8s} {'erank':>8s} {'rule':>4s} | {'RankMe':>8s} {'erank':>8s} {'rule':>4s}")
+    print(
+        f"{'':28s} {'':5s} | {'RankMe':>8s} {'erank':>8s} {'α':>8s} {'nz':>4s} {'hist':>6s} {'rule':>5s} | "
+        f"{'RankMe':>8s} {'erank':>8s} {'rule':>4s} | {'RankMe':>8s} {'erank':>8s} {'rule':>4s}"
+    )
     worst: dict[str, dict[str, float]] = {"f32": {}, "f64": {}}
     for name, z in structured_cases().items():
         ref = reference(z)
@@ -264,7 +266,9 @@ def main() -> None:
     rel = abs(ours / float(exact["rankme"]) - 1)  # type: ignore[arg-type]
     family = errors(route_checked(zn)[0], exact)
 
-    print(f"data                          : {N} x {D} float32, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"data                          : {N} x {D} float32, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"RankMe, metricreg route       : {ours:.6f}   {best_ours * 1e3:8.1f} ms   ({took})")
     print(f"RankMe, float64 Gram route    : {f64:.6f}   {min(t_f64) * 1e3:8.1f} ms   (the route before)")
     print(f"RankMe, torch.linalg.svdvals  : {ref:.6f}   {best_svd * 1e3:8.1f} ms")
@@ -273,7 +277,9 @@ def main() -> None:
     print(f"  median of paired ratios     : {statistics.median(paired):6.2f}x")
     print(f"  process CPU time            : {c_svd / c_ours:6.2f}x   ({c_svd * 1e3:.1f} / {c_ours * 1e3:.1f} ms)")
     print(f"  float64 route, best-of      : {best_svd / min(t_f64):6.2f}x")
-    print(f"RankMe error vs float64 SVD   : {rel:.1e} ours, {abs(ref / float(exact['rankme']) - 1):.1e} svdvals (target <= 1e-4)")  # type: ignore[arg-type]
+    print(
+        f"RankMe error vs float64 SVD   : {rel:.1e} ours, {abs(ref / float(exact['rankme']) - 1):.1e} svdvals (target <= 1e-4)"
+    )  # type: ignore[arg-type]
     print(
         f"family errors vs float64 SVD  : erank {family['effective_rank']:.1e}, α-ReQ {family['alpha']:.1e}, "
         f"near-zero {family['near_zero']:+.0f}, histogram bins moved {family['hist']:.3f}"

@@ -81,7 +81,8 @@ def _f32_grams(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     n, d = z.shape
     mu = z.mean(axis=0, dtype=np.float64)
     zc = z - mu.astype(np.float32)
-    gc = (zc.T @ zc if n >= d else zc @ zc.T).astype(np.float64)  # numpy: SSYRK
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is detected below
+        gc = (zc.T @ zc if n >= d else zc @ zc.T).astype(np.float64)  # numpy: SSYRK
     if not np.isfinite(np.trace(gc)) or not np.isfinite(mu).all():
         return None  # overflow in float32, or a non-finite entry: the float64 route decides
     if n >= d:
