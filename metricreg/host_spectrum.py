@@ -12,9 +12,12 @@ its answer is provably close:
    centered product has the smaller error), in float32 (BLAS SYRK), and the uncentered Gram by
    the exact float64 correction G = Gc + n·μμᵀ.
 2. Every eigenvalue is taken to be off by at most ν = ``F32_EIG_NOISE``·u·λ₁(Gc) (the largest
-   error measured over structured spectra, rank-1 to isotropic, n from 256 to 25,600, is
-   1.4·u·λ₁; see ``benchmarks/bench_effective_rank.py --study``); eigenvalues at or below ν are
-   set to zero, since they cannot be told from rounding.
+   error measured over structured spectra, rank-1 to isotropic, 16 ≤ min(n, d), n up to the
+   25,600-row cap, is 2.3·u·λ₁, on the null space of a rank-d/2 cloud at n = 25,600; see
+   ``benchmarks/bench_effective_rank.py --study``); eigenvalues at or below ν are set to zero,
+   since they cannot be told from rounding. That figure belongs to the BLAS (its accumulation
+   order): a BLAS that sums the rows one by one is ~8x worse, so the model is checked once per
+   process on that hardest case (:func:`float32_gram_trusted`) and the route is off if it fails.
 3. The first-order bound on how much those errors can move the spectral entropy
    H = −Σ pₖ log pₖ (so RankMe and the effective rank, exp H, relatively) is computed from the
    spectrum itself (:func:`entropy_error_bound`). Above ``F32_ENTROPY_TOL`` the float64 route
@@ -28,15 +31,23 @@ are widened to float32 exactly by the caller.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 #: Unit roundoff of float32.
 U32 = float(np.finfo(np.float32).eps) / 2
 
-#: Assumed bound on each eigenvalue's error of the float32 centered Gram, in units of u·λ₁.
-#: The worst measured is 1.4 (a rank-256 isotropic cloud in 512 dimensions); 3 leaves a margin.
-F32_EIG_NOISE = 3.0
+#: Assumed bound on each eigenvalue's error of the float32 centered Gram, in units of u·λ₁(Gc).
+#: The worst measured is 2.3 (the null space of a rank-d/2 cloud, n = 25,600, 16 ≤ d ≤ 512); 5
+#: leaves a factor 2. Below 16 columns the measured error reaches 4.5 (d = 2): see F32_MIN_K.
+F32_EIG_NOISE = 5.0
+
+#: The float32 route needs min(n, d) >= this (the error model was measured from here up; below,
+#: the Gram is small and the float64 route cheap) and max(n, d) <= this cap on the
+#: accumulation length (the row cap, ``arrays.MAX_ROWS``): rounding grows with it.
+F32_MIN_K = 16
+F32_MAX_SUM = 25_600
 
 #: The float32 answer is kept when the bound on the entropy error (≈ the relative error of
 #: RankMe and of the effective rank) is at most this. 1e-3 is a tenth of RankMe's own
@@ -105,11 +116,13 @@ def f32_spectra(z: np.ndarray, centered: bool, eps: float) -> tuple[np.ndarray, 
     comes from a few power iterations (a lower estimate converging from below; the margin in
     ``F32_EIG_NOISE`` covers it).
     """
+    n, d = z.shape
+    if min(n, d) < F32_MIN_K or max(n, d) > F32_MAX_SUM or not float32_gram_trusted():
+        return None
     grams = _f32_grams(z)
     if grams is None:
         return None
     g, gc = grams
-    n, d = z.shape
     # Constant columns (dead ReLU units) are exact zero rows and columns of Gc in float32 too:
     # they give exact zero eigenvalues of Gc, and all but one of them stay zero in G.
     dead = int(np.count_nonzero(np.diag(gc) == 0.0)) if n >= d else 0
@@ -145,3 +158,39 @@ def _top_eigenvalue(a: np.ndarray, iterations: int = 12) -> float:
             return 0.0
         x = y / norm
     return float(x @ (a @ x))
+
+
+_TRUSTED: list[bool] = []
+_TRUSTED_LOCK = threading.Lock()
+
+
+def float32_gram_trusted() -> bool:
+    """Whether this process's BLAS meets the float32 error model (measured once, ~30 ms).
+
+    The probe is the hardest case measured: a rank-32 cloud with a mean offset in 64 columns,
+    25,600 rows, whose null-space eigenvalues show the float32 Gram's rounding directly. The
+    route stays on when their error is within 3/4 of ν (2.3·u·λ₁ with numpy's OpenBLAS).
+    """
+    if not _TRUSTED:
+        with _TRUSTED_LOCK:
+            if not _TRUSTED:
+                try:
+                    _TRUSTED.append(_probe_error() <= 0.75 * F32_EIG_NOISE)
+                except Exception:  # a BLAS that cannot even run the probe: float64 only
+                    _TRUSTED.append(False)
+    return _TRUSTED[0]
+
+
+def _probe_error() -> float:
+    """Largest eigenvalue error of the float32 centered Gram on the probe, in units of u·λ₁."""
+    rng = np.random.default_rng(8)
+    n, d = F32_MAX_SUM, 64
+    basis = np.linalg.qr(rng.standard_normal((d, d)))[0][: d // 2]
+    z = (rng.standard_normal((n, d // 2)) @ basis + 5.0).astype(np.float32)
+    grams = _f32_grams(z)
+    if grams is None:
+        return math.inf
+    z64 = z.astype(np.float64)
+    zc = z64 - z64.mean(axis=0)
+    exact = np.linalg.eigvalsh(zc.T @ zc)
+    return float(np.abs(np.linalg.eigvalsh(grams[1]) - exact).max() / (U32 * exact[-1]))
