@@ -167,3 +167,25 @@ def test_exact_zero_columns_are_not_counted_as_unresolved():
     assert H.f32_spectra(z, True, A.RANKME_EPS) is not None
     assert float(A.rankme(z)) == pytest.approx(ref_rankme(z), rel=TOL)
     assert float(C.collapse(z)["effective_rank"]) == pytest.approx(ref_erank(z), rel=TOL)
+
+
+def test_the_bundled_openblas_meets_the_error_model():
+    """numpy's wheels ship OpenBLAS, whose blocked float32 accumulation the model was measured on."""
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
+    if "openblas" not in blas:
+        pytest.skip(f"numpy built against {blas}: the probe decides at run time")
+    assert H._probe_error() <= 0.75 * H.F32_EIG_NOISE
+    assert H.float32_gram_trusted()
+
+
+def test_a_blas_that_fails_the_probe_turns_the_route_off(monkeypatch):
+    monkeypatch.setattr(H, "_TRUSTED", [False])
+    z = ACCEPTED["three decades + mean"]()
+    assert H.f32_spectra(z, True, A.RANKME_EPS) is None
+    assert float(A.rankme(z)) == pytest.approx(ref_rankme(z), rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(4096, 8), (8, 4096)])
+def test_fewer_than_16_directions_take_the_float64_route(shape):
+    z = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    assert H.f32_spectra(z, True, A.RANKME_EPS) is None
