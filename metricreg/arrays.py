@@ -14,7 +14,8 @@ Rules the helpers keep, so that metrics built on them keep them too:
   fed a NaN may raise or hang, so the small Gram matrix is replaced before the
   eigensolver sees it and the NaN is put back afterwards).
 * **float64 where the backend has it.** JAX without ``jax_enable_x64`` and torch on MPS
-  have no float64; there the helpers use float32 (see :func:`float_dtype`).
+  have no float64; there the helpers use float32 (see :func:`float_dtype`). Spectra of float32
+  host rows use float32 products where a bound on their error allows (:mod:`metricreg.host_spectrum`).
 
 The one exception to "compute on the device" is the symmetric eigensolver on torch
 CUDA tensors: ``torch.linalg.eigvalsh`` checks its LAPACK ``info`` with a device-to-host

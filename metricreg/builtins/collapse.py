@@ -26,7 +26,9 @@ clamped at −12; collapsed directions form a separate lump far left.
 
 Route: rows capped at 25,600 (fixed pseudo-random selection), cast to float64, one Gram
 matrix (ZᵀZ or ZZᵀ, whichever is smaller) of the centered rows, the uncentered Gram by an
-exact low-rank correction, then ``eigvalsh``. Non-finite input gives NaN members. Host data
+exact low-rank correction, then ``eigvalsh``. Float32 host rows first try the same in float32
+products, kept only where a bound on its error allows (metricreg.host_spectrum: complete collapse
+and steep spectra stay float64). Non-finite input gives NaN members. Host data
 (numpy, torch CPU) and JAX without x64 are snapshotted on the training thread (an O(n·d) copy)
 and the whole family is computed in numpy float64 on the writer thread; on torch CUDA the Gram
 matrix is formed on the device and only the eigensolver runs on the host (see metricreg.arrays).
