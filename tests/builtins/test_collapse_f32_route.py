@@ -75,6 +75,10 @@ def test_float32_route_is_taken_and_matches_float64_svd(name):
     family = {m: float(v) for m, v in C.collapse(z).items()}
     assert family["rankme"] == pytest.approx(ref_rankme(z), rel=TOL)
     assert family["effective_rank"] == pytest.approx(ref_erank(z), rel=TOL)
+    # The singular values themselves: float32 rounding is ~u·σ₁²/σₖ in σₖ, so compare relative to σ₁.
+    s = np.asarray(A.spectrum(z), dtype=np.float64)
+    ref = np.linalg.svd(z.astype(np.float64), compute_uv=False)
+    np.testing.assert_allclose(s / ref[0], ref / ref[0], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
