@@ -175,10 +175,10 @@ def route_checked(z: np.ndarray) -> tuple[dict[str, object], str]:
 def route_f32(z: np.ndarray, floor: bool) -> dict[str, object]:
     """The float32 Gram of the centered rows, unchecked; ``floor``: eigenvalues <= 3·u·λ₁ read as 0."""
     n, d = z.shape
-    g, gc = H._f32_grams(z)  # type: ignore[misc]
-    lam_c = np.linalg.eigvalsh(gc)
+    parts = H._Parts(z)
+    lam_c = np.linalg.eigvalsh(parts.centered())
     nu = H.F32_EIG_NOISE * H.U32 * lam_c[-1] if floor else 0.0
-    s = H._floored_sv(np.linalg.eigvalsh(g), nu)
+    s = H._floored_sv(np.linalg.eigvalsh(parts.uncentered()), nu)
     return metrics_from(s, H._floored_sv(lam_c, nu)[: max(1, min(n - 1, d))], n, d)
 
 

@@ -2,19 +2,19 @@
 
 Why: RankMe on an 8192×512 float32 batch through a float64 Gram costs about half of
 ``torch.linalg.svdvals`` (the float64 product alone is ~42 of its ~85 ms on one core), while the
-float32 product takes ~18 ms. A float32 Gram matrix is not accurate everywhere, though: its
+float32 product takes ~19 ms. A float32 Gram matrix is not accurate everywhere, though: its
 eigenvalues carry an absolute error of order u·λ₁ (u = 2⁻²⁴), so directions below that level are
 noise, and a rank-1 matrix read through it has hundreds of spurious singular values near
-√u·σ₁ (RankMe ≈ 1.1 instead of 1.0008; 2.6 at larger n). So the float32 route is taken only when
-its answer is provably close:
+√u·σ₁ (RankMe 1.04–1.12 instead of 1.0008). So the float32 route is taken only when its answer
+is provably close:
 
-1. Gc = ZcᵀZc (or ZcZcᵀ when n < d) of the float32 rows centered with their float64 mean (the
-   centered product has the smaller error), in float32 (BLAS SYRK), and the uncentered Gram by
-   the exact float64 correction G = Gc + n·μμᵀ.
+1. The rows are shifted near their mean (see :class:`_Parts`), multiplied in float32 (BLAS
+   SYRK: ZsᵀZs, or ZsZsᵀ when n < d; the centered product has the smaller error), and the
+   centered and uncentered Gram matrices follow by exact float64 corrections.
 2. Every eigenvalue is taken to be off by at most ν = ``F32_EIG_NOISE``·u·λ₁(Gc) (the largest
    error measured over structured spectra, rank-1 to isotropic, 16 ≤ min(n, d), n up to the
-   25,600-row cap, is 2.3·u·λ₁, on the null space of a rank-d/2 cloud at n = 25,600; see
-   ``benchmarks/bench_effective_rank.py --study``); eigenvalues at or below ν are set to zero,
+   25,600-row cap, is 2.9·u·λ₁, on the null space of a rank-d/2 cloud at n = 25,600, median
+   2.1; see ``benchmarks/bench_effective_rank.py --study``); eigenvalues at or below ν are set to zero,
    since they cannot be told from rounding. That figure belongs to the BLAS (its accumulation
    order): a BLAS that sums the rows one by one is ~8x worse, so the model is checked once per
    process on that hardest case (:func:`float32_gram_trusted`) and the route is off if it fails.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,9 @@ import numpy as np
 U32 = float(np.finfo(np.float32).eps) / 2
 
 #: Assumed bound on each eigenvalue's error of the float32 centered Gram, in units of u·λ₁(Gc).
-#: The worst measured is 2.3 (the null space of a rank-d/2 cloud, n = 25,600, 16 ≤ d ≤ 512); 5
-#: leaves a factor 2. Below 16 columns the measured error reaches 4.5 (d = 2): see F32_MIN_K.
+#: The worst measured is 2.9 (null space of a rank-d/2 cloud, n = 25,600, 16 ≤ d ≤ 128, 96 draws;
+#: median 2.1). An eigenvalue whose error passes ν is kept as a spurious σ of ~√ν, the same size
+#: the bound already allows for each zeroed one. Below 16 columns errors reach 4.5: F32_MIN_K.
 F32_EIG_NOISE = 5.0
 
 #: The float32 route needs min(n, d) >= this (the error model was measured from here up; below,
@@ -50,10 +52,10 @@ F32_MIN_K = 16
 F32_MAX_SUM = 25_600
 
 #: The float32 answer is kept when the bound on the entropy error (≈ the relative error of
-#: RankMe and of the effective rank) is at most this. 1e-3 is a tenth of RankMe's own
-#: batch-to-batch spread on the benchmark data (two independent 8192-row batches of the same
-#: distribution differ by ~1e-2), and it cannot move the collapse rule (RankMe < 1.5) except
-#: within 0.0015 of its threshold. Measured errors of accepted spectra are far below it (≤ 1e-6).
+#: RankMe and of the effective rank) is at most this. The bound is a worst case (every error
+#: aligned): measured errors of accepted spectra are 300–1400x below it. At 1e-3 it can move the
+#: collapse rule (RankMe < 1.5) only within 0.0015 of its threshold; RankMe's own spread between
+#: independent 8192-row batches of the benchmark distribution is 2e-4 (relative std).
 F32_ENTROPY_TOL = 1e-3
 
 #: Below this λ₁ the float32 products could reach the subnormal range: float64 route.
@@ -82,26 +84,60 @@ def entropy_error_bound(lam: np.ndarray, nu: float, eps: float, exact_zeros: int
     return float(np.sum(np.abs(np.log(p_low) - mean_log) * ds) / total)
 
 
-def _f32_grams(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(G, Gc) in float64 from float32 products of the centered rows; None when float32 cannot hold them.
+class _Parts:
+    """The float32 products of the shifted rows, and the exact corrections to G and Gc.
 
-    The column means are float64 (exact sums of float32 values); the float32 subtraction is
-    exact wherever an entry is within a factor 2 of its mean (Sterbenz), so the rows are
-    centered to float32 precision and G = Gc + n·μμᵀ holds to float64 rounding.
+    The rows are shifted by m, the float64 mean of a fixed subsample of them (any vector near
+    the mean serves: what matters is that the shifted values Zs = Z − m have the spread's
+    magnitude, not the mean's, before they are multiplied in float32). With c = Zsᵀ1, summed
+    in float32 over those small values, the corrections are exact identities:
+    Gc = ZsᵀZs − ccᵀ/n and G = ZsᵀZs + c·mᵀ + m·cᵀ + n·mmᵀ (their n×n forms when n < d).
+    Float64 column means would cost a full pass (~2 ms of ~30 at 8192×512).
     """
-    n, d = z.shape
-    mu = z.mean(axis=0, dtype=np.float64)
-    zc = z - mu.astype(np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is detected below
-        gc = (zc.T @ zc if n >= d else zc @ zc.T).astype(np.float64)  # numpy: SSYRK
-    if not np.isfinite(np.trace(gc)) or not np.isfinite(mu).all():
-        return None  # overflow in float32, or a non-finite entry: the float64 route decides
-    if n >= d:
-        g = gc + float(n) * np.outer(mu, mu)
-    else:
-        v = zc @ mu  # float64 (numpy widens zc)
-        g = gc + v[:, None] + v[None, :] + float(mu @ mu)
-    return g, gc
+
+    def __init__(self, z: np.ndarray) -> None:
+        n, d = z.shape
+        self.n, self.d = n, d
+        m = z[:: max(1, n // 256)].mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.zs = z - m
+        self.m = m.astype(np.float64)  # the shift actually subtracted
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is checked by ``finite``
+            self.c = (np.ones(n, dtype=np.float32) @ self.zs).astype(np.float64)
+            self.gs = (self.zs.T @ self.zs if n >= d else self.zs @ self.zs.T).astype(np.float64)  # SSYRK
+
+    @property
+    def finite(self) -> bool:
+        """False after a float32 overflow or for a non-finite entry (the float64 route decides)."""
+        return bool(np.isfinite(np.trace(self.gs)) and np.isfinite(self.c).all() and np.isfinite(self.m).all())
+
+    @property
+    def dead(self) -> int:
+        """Exactly zero shifted columns (constant columns: dead units); 0 when n < d."""
+        return int(np.count_nonzero(np.diag(self.gs) == 0.0)) if self.n >= self.d else 0
+
+    def centered(self) -> np.ndarray:
+        n, c = self.n, self.c
+        if n >= self.d:
+            return self.gs - np.outer(c, c / n)
+        r = self.zs @ (c / n)  # float64 (numpy widens zs)
+        return self.gs - r[:, None] - r[None, :] + float(c @ c) / n**2
+
+    def uncentered(self) -> np.ndarray:
+        n, c, m = self.n, self.c, self.m
+        if n >= self.d:
+            u = c + 0.5 * n * m  # c·mᵀ + m·cᵀ + n·mmᵀ = u·mᵀ + m·uᵀ
+            g = self.gs + np.outer(u, m)
+            g += np.outer(m, u)
+            return g
+        w = self.zs @ m
+        return self.gs + w[:, None] + w[None, :] + float(m @ m)
+
+    def centered_top(self, iterations: int = 10) -> float:
+        """λ₁(Gc) by power iteration on Gs − ccᵀ/n applied implicitly (a lower estimate)."""
+        if self.n < self.d:
+            return _top_eigenvalue(self.centered(), iterations)
+        gs, c, n = self.gs, self.c, self.n
+        return _top_eigenvalue(lambda x: gs @ x - c * (float(c @ x) / n), iterations, np.diag(gs) - c * c / n)
 
 
 def _floored_sv(lam: np.ndarray, nu: float) -> np.ndarray:
@@ -119,16 +155,15 @@ def f32_spectra(z: np.ndarray, centered: bool, eps: float) -> tuple[np.ndarray, 
     n, d = z.shape
     if min(n, d) < F32_MIN_K or max(n, d) > F32_MAX_SUM or not float32_gram_trusted():
         return None
-    grams = _f32_grams(z)
-    if grams is None:
+    parts = _Parts(z)
+    if not parts.finite:
         return None
-    g, gc = grams
     # Constant columns (dead ReLU units) are exact zero rows and columns of Gc in float32 too:
     # they give exact zero eigenvalues of Gc, and all but one of them stay zero in G.
-    dead = int(np.count_nonzero(np.diag(gc) == 0.0)) if n >= d else 0
+    dead = parts.dead
     lam_c = None
     if centered:  # checked first: a collapsed batch fails here, before the second eigensolve
-        lam_c = np.linalg.eigvalsh(gc)
+        lam_c = np.linalg.eigvalsh(parts.centered())
         top = float(lam_c[-1])
         nu = F32_EIG_NOISE * U32 * top
         kc = max(1, min(n - 1, d))
@@ -138,26 +173,31 @@ def f32_spectra(z: np.ndarray, centered: bool, eps: float) -> tuple[np.ndarray, 
         ):
             return None
     else:
-        top = _top_eigenvalue(gc)
+        top = parts.centered_top()
         if not top > _F32_MIN_SCALE:
             return None
         nu = F32_EIG_NOISE * U32 * top
-    lam = np.linalg.eigvalsh(g)
+    lam = np.linalg.eigvalsh(parts.uncentered())
     if entropy_error_bound(lam, nu, eps, max(0, dead - 1)) > F32_ENTROPY_TOL:
         return None
     return _floored_sv(lam, nu), None if lam_c is None else _floored_sv(lam_c, nu)
 
 
-def _top_eigenvalue(a: np.ndarray, iterations: int = 12) -> float:
-    """λ₁ of a symmetric PSD matrix by power iteration (Rayleigh quotient), ~0.3 ms at 512×512."""
-    x = np.sqrt(np.abs(np.diag(a))) + 1e-300  # start inside the dominant columns
+def _top_eigenvalue(a: Any, iterations: int = 10, diag: np.ndarray | None = None) -> float:
+    """λ₁ of a symmetric PSD matrix (or of the map ``a``) by power iteration: the Rayleigh quotient.
+
+    Starts from √diag (inside the dominant columns); ~0.3 ms at 512×512.
+    """
+    apply = a if callable(a) else a.__matmul__
+    start = np.diag(a) if diag is None else diag
+    x = np.sqrt(np.clip(start, 0.0, None)) + 1e-300
     for _ in range(iterations):
-        y = a @ x
+        y = apply(x)
         norm = float(np.linalg.norm(y))
         if not norm > 0.0:
             return 0.0
         x = y / norm
-    return float(x @ (a @ x))
+    return float(x @ apply(x))
 
 
 _TRUSTED: list[bool] = []
@@ -169,7 +209,7 @@ def float32_gram_trusted() -> bool:
 
     The probe is the hardest case measured: a rank-32 cloud with a mean offset in 64 columns,
     25,600 rows, whose null-space eigenvalues show the float32 Gram's rounding directly. The
-    route stays on when their error is within 3/4 of ν (2.3·u·λ₁ with numpy's OpenBLAS).
+    route stays on when their error is within 3/4 of ν (~2·u·λ₁ with numpy's OpenBLAS).
     """
     if not _TRUSTED:
         with _TRUSTED_LOCK:
@@ -187,10 +227,10 @@ def _probe_error() -> float:
     n, d = F32_MAX_SUM, 64
     basis = np.linalg.qr(rng.standard_normal((d, d)))[0][: d // 2]
     z = (rng.standard_normal((n, d // 2)) @ basis + 5.0).astype(np.float32)
-    grams = _f32_grams(z)
-    if grams is None:
+    parts = _Parts(z)
+    if not parts.finite:
         return math.inf
     z64 = z.astype(np.float64)
     zc = z64 - z64.mean(axis=0)
     exact = np.linalg.eigvalsh(zc.T @ zc)
-    return float(np.abs(np.linalg.eigvalsh(grams[1]) - exact).max() / (U32 * exact[-1]))
+    return float(np.abs(np.linalg.eigvalsh(parts.centered()) - exact).max() / (U32 * exact[-1]))
