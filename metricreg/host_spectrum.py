@@ -53,7 +53,7 @@ F32_MAX_SUM = 25_600
 
 #: The float32 answer is kept when the bound on the entropy error (≈ the relative error of
 #: RankMe and of the effective rank) is at most this. The bound is a worst case (every error
-#: aligned): measured errors of accepted spectra are 300–1400x below it. At 1e-3 it can move the
+#: aligned): measured errors of accepted spectra are at least 600x below it. At 1e-3 it can move the
 #: collapse rule (RankMe < 1.5) only within 0.0015 of its threshold; RankMe's own spread between
 #: independent 8192-row batches of the benchmark distribution is 2e-4 (relative std).
 F32_ENTROPY_TOL = 1e-3
