@@ -205,7 +205,7 @@ _TRUSTED_LOCK = threading.Lock()
 
 
 def float32_gram_trusted() -> bool:
-    """Whether this process's BLAS meets the float32 error model (measured once, ~30 ms).
+    """Whether this process's BLAS meets the float32 error model (measured once, 0.1–0.3 s).
 
     The probe is the hardest case measured: a rank-32 cloud with a mean offset in 64 columns,
     25,600 rows, whose null-space eigenvalues show the float32 Gram's rounding directly. The
