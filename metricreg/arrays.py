@@ -14,7 +14,8 @@ Rules the helpers keep, so that metrics built on them keep them too:
   fed a NaN may raise or hang, so the small Gram matrix is replaced before the
   eigensolver sees it and the NaN is put back afterwards).
 * **float64 where the backend has it.** JAX without ``jax_enable_x64`` and torch on MPS
-  have no float64; there the helpers use float32 (see :func:`float_dtype`).
+  have no float64; there the helpers use float32 (see :func:`float_dtype`). Spectra of float32
+  host rows use float32 products where a bound on their error allows (:mod:`metricreg.host_spectrum`).
 
 The one exception to "compute on the device" is the symmetric eigensolver on torch
 CUDA tensors: ``torch.linalg.eigvalsh`` checks its LAPACK ``info`` with a device-to-host
@@ -37,6 +38,8 @@ from typing import Any
 
 import array_api_compat as aac
 import numpy as np
+
+from metricreg import host_spectrum
 
 __all__ = [
     "MAX_ROWS",
@@ -277,7 +280,8 @@ def _cpu_view(x: Any) -> np.ndarray | None:
     if is_torch(x) and x.device.type == "cpu" and not x.requires_grad:
         torch = sys.modules["torch"]
         if x.dtype not in (torch.float32, torch.float64):
-            x = x.to(torch.float64)
+            # float16 / bfloat16 widen to float32 exactly (the float32 route of host_spectrum).
+            x = x.to(torch.float32 if x.is_floating_point() else torch.float64)
         return x.resolve_conj().resolve_neg().numpy()
     return None
 
@@ -425,7 +429,8 @@ def host_snapshot(x: Any, fresh: bool = False) -> Any:
         torch = sys.modules["torch"]
         x = x.detach()
         if x.dtype not in (torch.float32, torch.float64):
-            return x.to(torch.float64).numpy()  # the cast is the copy
+            wide = torch.float32 if x.is_floating_point() else torch.float64  # float16/bfloat16: exact
+            return x.to(wide).numpy()  # the cast is the copy
         view = x.resolve_conj().resolve_neg().numpy()
         return view if fresh else view.copy()
     raise TypeError(f"host_snapshot: expected a numpy array, a torch CPU tensor or a JAX array, got {type(x).__name__}")
@@ -441,6 +446,9 @@ def spectrum(z: Any, center: bool = False, max_rows: int | None = MAX_ROWS) -> A
     xp = namespace(z)
     z = as_matrix(z, max_rows, xp)
     n, d = z.shape
+    host = _host_spectra(z, center)
+    if host is not None:
+        return _like(host, z)
     if center:
         _, gc, bad = gram_matrices(z, xp)
         s = centered_spectrum_from_gram(gc, n, d, xp)
@@ -454,6 +462,9 @@ def rankme(z: Any, max_rows: int | None = MAX_ROWS) -> Any:
     """RankMe of embeddings (uncentered, σ-based, eps = RANKME_EPS), as a 0-d array on z's device."""
     xp = namespace(z)
     z = as_matrix(z, max_rows, xp)
+    host = _host_spectra(z, False)
+    if host is not None:
+        return _like(np.asarray(entropy_rank(host, np)), z)  # float64 0-d
     g, bad = uncentered_gram(z, xp)
     if needs_host_eig(g):
         job = HostJob(
@@ -462,6 +473,25 @@ def rankme(z: Any, max_rows: int | None = MAX_ROWS) -> Any:
         return Deferred(job)
     r = entropy_rank(singular_values_from_gram(g, xp), xp)
     return xp.where(bad, xp.nan, r)
+
+
+def _host_spectra(z: Any, center: bool) -> np.ndarray | None:
+    """σ of float32 host data through :mod:`metricreg.host_spectrum`'s checked float32 route; None otherwise.
+
+    None (the float64 route follows) for anything but a float32 numpy array or torch CPU tensor
+    (float16 / bfloat16 included), and when the float32 answer fails its error bound.
+    """
+    view = _cpu_view(detach(z))
+    if view is None or view.dtype != np.float32 or view.size == 0:
+        return None
+    out = host_spectrum.f32_spectra(view, center, RANKME_EPS)
+    if out is None:
+        return None
+    s, sc = out
+    if center:
+        n, d = view.shape
+        s = sc[: max(1, min(n - 1, d))]
+    return s
 
 
 def _np_sv(g: np.ndarray) -> np.ndarray:

@@ -26,7 +26,9 @@ clamped at −12; collapsed directions form a separate lump far left.
 
 Route: rows capped at 25,600 (fixed pseudo-random selection), cast to float64, one Gram
 matrix (ZᵀZ or ZZᵀ, whichever is smaller) of the centered rows, the uncentered Gram by an
-exact low-rank correction, then ``eigvalsh``. Non-finite input gives NaN members. Host data
+exact low-rank correction, then ``eigvalsh``. Float32 host rows first try the same in float32
+products, kept only where a bound on its error allows (metricreg.host_spectrum: complete collapse
+and steep spectra stay float64). Non-finite input gives NaN members. Host data
 (numpy, torch CPU) and JAX without x64 are snapshotted on the training thread (an O(n·d) copy)
 and the whole family is computed in numpy float64 on the writer thread; on torch CUDA the Gram
 matrix is formed on the device and only the eigensolver runs on the host (see metricreg.arrays).
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from metricreg import arrays as A
+from metricreg import host_spectrum
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
@@ -254,8 +257,20 @@ def _spectral_on_host(g: Any, gc: Any, bad: Any, n: int, d: int) -> dict[str, An
 
 
 def _family_on_host(z: np.ndarray, n: int, d: int) -> dict[str, Any]:
-    """Every member and the log spectrum from the (n, d) snapshot, in numpy float64 (writer thread)."""
+    """Every member and the log spectrum from the (n, d) snapshot (writer thread).
+
+    float32 rows take metricreg.host_spectrum's float32 Gram when its error bound allows, else
+    (and for float64 rows) the float64 Gram; the direction statistics are always float64.
+    """
+    fast = host_spectrum.f32_spectra(z, True, A.RANKME_EPS) if z.dtype == np.float32 and z.size else None
     z = np.asarray(z, dtype=np.float64)
+    if fast is not None:
+        s, sc = fast
+        sc = sc[: max(1, min(n - 1, d))]
+        res: dict[str, Any] = {m: float(v) for m, v in _stats_from_spectra(np, s, sc, n, d).items()}
+        res["log_spectrum"] = _log_spectrum(np, sc)
+        res.update({m: float(v) for m, v in _direction_stats(A.namespace(z), z).items()})
+        return res
     g, gc, bad = A.gram_matrices(z, np)
     res = _spectral_on_host(g, gc, bad, n, d)
     if bool(bad):

@@ -26,7 +26,7 @@ member            definition
 ``eigenspectrum/alpha`` (every 1000 steps): α-ReQ (Agrawal et al. 2022): α in λᵢ ∝ i^(−α),
 the least-squares slope of log λᵢ against log i, negated, over the covariance eigenvalues
 λᵢ with λᵢ > 1e-6·λ₁ (σᵢ > 1e-3·σ₁: the directions ``collapse/near_zero`` does not count).
-It reuses the step's float64 spectrum of ``collapse`` (cached per step in ``shared``), so it
+It reuses the step's spectrum of ``collapse`` (cached per step in ``shared``), so it
 adds no eigensolve; fewer than two such eigenvalues give NaN.
 
 Route: numpy and torch CPU embeddings are copied on the training thread and the terms computed
