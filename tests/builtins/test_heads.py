@@ -119,3 +119,40 @@ def test_half_precision_heads_are_summed_in_a_wider_float():
         p, g = params["h"]["w"].double().numpy().ravel(), grads["h"]["w"].double().numpy().ravel()
         assert close(got["h/param_mean"], p.mean(), 1e-9) and close(got["h/param_std"], p.std(ddof=1), 1e-9)
         assert close(got["h/grad_norm"], np.linalg.norm(g), norm_rtol)
+
+
+def _run_heads(tmp_path, cut_at: int | None, factor: float) -> list:
+    """A Monitor fed two heads for 501 steps; from ``cut_at`` the clip head's gradient is scaled by ``factor``."""
+    params, grads = two_heads()
+    cut = {**grads, "clip_head": {n: factor * g for n, g in grads["clip_head"].items()}}
+    with mr.Monitor(str(tmp_path)) as mon:
+        for step in range(501):
+            g = cut if cut_at is not None and step >= cut_at else grads
+            mon.step(step, model=params, grads=g, heads={"rgb": "rgb_head", "clip": "clip_head"})
+    return [a for a in mon.alerts if a.tag.startswith("train/optimization/heads/")]
+
+
+def test_a_head_that_gets_no_gradient_is_critical_at_the_first_due_point(tmp_path):
+    # The clip head's loss weight drops to 0 at step 250: its gradient is exactly 0 from there.
+    (alert,) = _run_heads(tmp_path, cut_at=250, factor=0.0)
+    assert (alert.tag, alert.level, alert.category) == (
+        "train/optimization/heads/grad_ratio",
+        "critical",
+        "optimization",
+    )
+    assert alert.first_step == 300
+
+
+def test_a_large_but_finite_imbalance_between_heads_raises_nothing(tmp_path):
+    # 1e-6 × the gradient: a ratio of ~2e6, beyond any healthy run of the benchmark (≤ 7e3) yet not zero.
+    # A head that merely learns slowly is not told apart from one that has fit its data: no rule.
+    assert _run_heads(tmp_path, cut_at=250, factor=1e-6) == []
+
+
+def test_only_grad_ratio_is_judged_the_per_head_members_stay_informational():
+    assert H.HEALTH_GRAD_RATIO.critical_above == 1e12 and H.HEALTH_GRAD_RATIO.category == "optimization"
+    (metric,) = H.METRICS
+    assert set(metric.health) == {"", "grad_ratio"}
+    informational = metric.health[""]
+    assert informational.category == "optimization"
+    assert (informational.warn_above, informational.critical_above, informational.warn_below) == (None, None, None)
