@@ -16,6 +16,7 @@ HEADER = ("scenario", "truth", "seeds", "detected", "delay med/max", "false warn
 EVIDENCE = (
     ("decoder_val_psnr", "decoder val PSNR", "{:.1f} dB"),
     ("projection_norm_fall", "emb. norm ×", "{:.2f}"),
+    ("val_retrieval_top1", "val top-1", "{:.2f}"),
     ("final_val_accuracy", "val acc", "{:.2f}"),
     ("knn_accuracy", "k-NN acc", "{:.2f}"),
     ("final_val_psnr", "val PSNR", "{:.1f} dB"),

@@ -24,7 +24,7 @@ HEALTHY = "healthy"
 
 #: The schedule of the metric responsible for each category at the defaults: the
 #: "one due interval" a broken run should be detected within.
-DUE_INTERVAL = {"collapse": 100, "ema": 100, "stability": 100, "optimization": 100}
+DUE_INTERVAL = {"collapse": 100, "ema": 100, "stability": 100, "optimization": 100, "prediction": 100}
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,24 @@ SCENARIOS: list[Scenario] = [
         group="norm-collapse",
         seeds=2,
         note="AdamW weight decay 50 on the projection's last layer from step 1000 (the cosine loss is blind to scale)",
+    ),
+    # --- two modalities aligned contrastively, pairs misaligned mid-run (issue 12) ------------------
+    Scenario(
+        "paired",
+        "multimodal",
+        "paired",
+        {"steps": 2000},
+        note="top / bottom half of each digit as two modalities, symmetric InfoNCE (τ = 0.1), Adam",
+    ),
+    Scenario(
+        "paired-shuffle",
+        "multimodal",
+        "paired",
+        {"steps": 2000, "inject": "shuffle", "inject_at": 1000},
+        category="prediction",
+        onset=1000,
+        seeds=2,
+        note="the second modality's batch permuted from step 1000: pairs no longer match",
     ),
     # --- held out: other architectures, optimisers, data and cadences (never tuned on) -------------
     Scenario(
@@ -431,6 +449,34 @@ SCENARIOS += [
         seeds=2,
         holdout=True,
         note="learner-wrapper BYOL, AdamW weight decay 50 on the projection's last layer from step 800",
+    ),
+    Scenario(
+        "paired-sgd",
+        "holdout",
+        "paired",
+        {"steps": 2500, "optimizer": "sgd", "lr": 0.05, "temperature": 0.2, "dim": 64, "batch_size": 64},
+        seeds=3,
+        holdout=True,
+        note="SGD 0.05 + momentum, τ = 0.2, 64-d embeddings, batch 64",
+    ),
+    Scenario(
+        "paired-sgd-shuffle",
+        "holdout",
+        "paired",
+        {
+            "steps": 2500,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "temperature": 0.2,
+            "dim": 64,
+            "batch_size": 64,
+            "inject": "shuffle",
+            "inject_at": 1200,
+        },
+        category="prediction",
+        onset=1200,
+        seeds=2,
+        holdout=True,
     ),
     Scenario(
         "autoencoder-wide",
