@@ -207,6 +207,7 @@ SCENARIOS: list[Scenario] = [
         category="optimization",
         onset=1000,
         seeds=2,
+        quick_steps=600,
         note="the decoder's loss weight set to 0 at step 1000: the decoder stops learning",
     ),
     Scenario(
@@ -242,6 +243,7 @@ SCENARIOS: list[Scenario] = [
         category="prediction",
         onset=1000,
         seeds=2,
+        quick_steps=600,
         note="the second modality's batch permuted from step 1000: pairs no longer match",
     ),
     # --- held out: other architectures, optimisers, data and cadences (never tuned on) -------------
