@@ -131,9 +131,9 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
 HEALTH_HEADS = Health(
     category="optimization",
     title="per-head gradients and parameters",
-    description="Gradient L2 norm and parameter mean/std of each head given in `heads`, and max/min of the "
-    "heads' gradient norms (grad_ratio). Informational: a head whose gradient falls orders of magnitude below "
-    "the others has stopped learning (loss imbalance), but the healthy ratio depends on the model.",
+    description="Gradient L2 norm and parameter mean/std of each head given in `heads`. Informational: a head "
+    "whose gradient falls orders of magnitude below the others may have stopped learning (loss imbalance), "
+    "or merely fit its data; only a head with no gradient at all is judged (grad_ratio).",
     nonfinite=None,
 )
 
