@@ -14,6 +14,9 @@ HEADER = ("scenario", "truth", "seeds", "detected", "delay med/max", "false warn
 # The loop's own measure of whether training worked, shown so that a reader can check the
 # ground truth: (info key, label, format).
 EVIDENCE = (
+    ("decoder_val_psnr", "decoder val PSNR", "{:.1f} dB"),
+    ("projection_norm_fall", "emb. norm ×", "{:.2f}"),
+    ("val_retrieval_top1", "val top-1", "{:.2f}"),
     ("final_val_accuracy", "val acc", "{:.2f}"),
     ("knn_accuracy", "k-NN acc", "{:.2f}"),
     ("final_val_psnr", "val PSNR", "{:.1f} dB"),

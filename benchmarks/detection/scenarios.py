@@ -24,7 +24,7 @@ HEALTHY = "healthy"
 
 #: The schedule of the metric responsible for each category at the defaults: the
 #: "one due interval" a broken run should be detected within.
-DUE_INTERVAL = {"collapse": 100, "ema": 100, "stability": 100}
+DUE_INTERVAL = {"collapse": 100, "ema": 100, "stability": 100, "optimization": 100, "prediction": 100}
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,62 @@ SCENARIOS: list[Scenario] = [
         seeds=2,
         note="64 training images; onset = eval step of the lowest validation loss",
     ),
+    # --- multi-task: a shared trunk, a classification head and a reconstruction head (issue 12) ----
+    Scenario(
+        "two-head",
+        "multi-head",
+        "two_head",
+        {"steps": 2000},
+        note="digits: cross-entropy + 10 × MSE of a decoder head, Adam; losses= and heads= as the seeds log them",
+    ),
+    Scenario("two-head-sgd", "multi-head", "two_head", {"steps": 2000, "optimizer": "sgd", "lr": 0.05}, seeds=3),
+    Scenario(
+        "two-head-off",
+        "multi-head",
+        "two_head",
+        {"steps": 2000, "inject": "head_off", "inject_at": 1000},
+        category="optimization",
+        onset=1000,
+        seeds=2,
+        quick_steps=600,
+        note="the decoder's loss weight set to 0 at step 1000: the decoder stops learning",
+    ),
+    Scenario(
+        "two-head-sgd-weak",
+        "multi-head",
+        "two_head",
+        {"steps": 2000, "optimizer": "sgd", "lr": 0.05, "inject": "head_off", "inject_at": 1000, "off_weight": 1e-3},
+        category="optimization",
+        onset=1000,
+        seeds=2,
+        note="SGD, the decoder's loss weight 10 → 0.001 at step 1000: its updates shrink 10,000×",
+    ),
+    # --- norm collapse: embeddings shrink to the origin, directions kept (issue 12) -----------------
+    Scenario(
+        **_byol("byol-head-wd", "head_wd", 1000, "collapse"),
+        group="norm-collapse",
+        seeds=2,
+        note="AdamW weight decay 50 on the projection's last layer from step 1000 (the cosine loss is blind to scale)",
+    ),
+    # --- two modalities aligned contrastively, pairs misaligned mid-run (issue 12) ------------------
+    Scenario(
+        "paired",
+        "multimodal",
+        "paired",
+        {"steps": 2000},
+        note="top / bottom half of each digit as two modalities, symmetric InfoNCE (τ = 0.1), Adam",
+    ),
+    Scenario(
+        "paired-shuffle",
+        "multimodal",
+        "paired",
+        {"steps": 2000, "inject": "shuffle", "inject_at": 1000},
+        category="prediction",
+        onset=1000,
+        seeds=2,
+        quick_steps=600,
+        note="the second modality's batch permuted from step 1000: pairs no longer match",
+    ),
     # --- held out: other architectures, optimisers, data and cadences (never tuned on) -------------
     Scenario(
         "cnn-sgd",
@@ -333,6 +389,116 @@ SCENARIOS: list[Scenario] = [
         group="holdout",
         seeds=2,
         holdout=True,
+    ),
+]
+
+# Held out for the issue-12 rules (head gradient ratio, norm collapse, PSNR gap): same failures,
+# other optimisers, loss weights, cadences and wrappers; never tuned on.
+SCENARIOS += [
+    Scenario(
+        "two-head-holdout",
+        "holdout",
+        "two_head",
+        {"steps": 3000, "optimizer": "sgd", "lr": 0.1, "recon_weight": 1.0, "batch_size": 32, "eval_every": 50},
+        seeds=3,
+        holdout=True,
+        note="SGD 0.1, batch 32, unit loss weights, 3,000 steps (the classifier interpolates)",
+    ),
+    Scenario(
+        "two-head-holdout-weak",
+        "holdout",
+        "two_head",
+        {
+            "steps": 3000,
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "recon_weight": 1.0,
+            "batch_size": 32,
+            "eval_every": 50,
+            "inject": "head_off",
+            "inject_at": 1500,
+            "off_weight": 1e-3,
+        },
+        category="optimization",
+        onset=1500,
+        seeds=2,
+        holdout=True,
+        note="the decoder's loss weight 1 → 0.001 at step 1500",
+    ),
+    Scenario(
+        "two-head-holdout-off",
+        "holdout",
+        "two_head",
+        {
+            "steps": 3000,
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "recon_weight": 1.0,
+            "batch_size": 32,
+            "eval_every": 50,
+            "inject": "head_off",
+            "inject_at": 1500,
+        },
+        category="optimization",
+        onset=1500,
+        seeds=2,
+        holdout=True,
+        note="the decoder's loss weight 1 → 0 at step 1500",
+    ),
+    Scenario(
+        **_byol("byol-wrapped-head-wd", "head_wd", 800, "collapse", variant="wrapped", momentum=0.996),
+        group="holdout",
+        seeds=2,
+        holdout=True,
+        note="learner-wrapper BYOL, AdamW weight decay 50 on the projection's last layer from step 800",
+    ),
+    Scenario(
+        "paired-sgd",
+        "holdout",
+        "paired",
+        {"steps": 2500, "optimizer": "sgd", "lr": 0.05, "temperature": 0.2, "dim": 64, "batch_size": 64},
+        seeds=3,
+        holdout=True,
+        note="SGD 0.05 + momentum, τ = 0.2, 64-d embeddings, batch 64",
+    ),
+    Scenario(
+        "paired-sgd-shuffle",
+        "holdout",
+        "paired",
+        {
+            "steps": 2500,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "temperature": 0.2,
+            "dim": 64,
+            "batch_size": 64,
+            "inject": "shuffle",
+            "inject_at": 1200,
+        },
+        category="prediction",
+        onset=1200,
+        seeds=2,
+        holdout=True,
+    ),
+    Scenario(
+        "autoencoder-wide",
+        "holdout",
+        "autoencoder",
+        {"steps": 3000, "bottleneck": 32, "lr": 2e-3, "batch_size": 32, "eval_every": 50},
+        seeds=3,
+        holdout=True,
+        note="32-d bottleneck, lr 2e-3, batch 32, 3,000 steps, eval every 50",
+    ),
+    Scenario(
+        "autoencoder-overfit-128",
+        "holdout",
+        "autoencoder",
+        {"steps": 3000, "train_size": 128, "bottleneck": 16, "batch_size": 32, "eval_every": 100},
+        category="generalization",
+        onset_from="best_val_step",
+        seeds=2,
+        holdout=True,
+        note="128 training images, 16-d bottleneck, eval every 100",
     ),
 ]
 

@@ -68,6 +68,12 @@ def _spread(z: torch.Tensor) -> float:
     return float(zn.std(0).mean() * math.sqrt(z.shape[1]))
 
 
+@torch.no_grad()
+def _mean_norm(z: torch.Tensor) -> float:
+    """Mean L2 norm of the rows: the scale that the direction statistics (spread, cosine) cannot see."""
+    return float(z.norm(dim=1).mean())
+
+
 # --- joint-embedding SSL --------------------------------------------------------------------------
 
 
@@ -87,12 +93,16 @@ def byol(
     batch_size: int = 128,
     inject: str | None = None,
     inject_at: int | None = None,
+    head_wd: float = 50.0,
 ) -> Info:
     """BYOL (``variant="byol"``), BYOL with wrapper naming (``"wrapped"``) or SimSiam (``"simsiam"``).
 
     Injections: ``collapse`` drops the predictor and the stop-gradient (the
     symmetric cosine loss between two online projections, which collapses);
-    ``momentum1`` freezes the teacher (m = 1); ``lr10`` multiplies the learning rate by 10.
+    ``momentum1`` freezes the teacher (m = 1); ``lr10`` multiplies the learning rate by 10;
+    ``head_wd`` switches on decoupled weight decay ``head_wd`` (AdamW) on the projection's last
+    layer: the cosine loss cannot see the projection's scale, so the embeddings shrink to the
+    origin while keeping their directions (norm collapse).
     """
     g = _seed(seed)
     split = D.digits()
@@ -112,11 +122,18 @@ def byol(
     if teacher is not None:
         teacher.requires_grad_(False)
     opt = _optimizer(optimizer, model.parameters(), lr)
+    if inject == "head_wd":  # AdamW, the projection's last layer in its own group (decay switched on at onset)
+        last = list(online.projector[-1].parameters())
+        rest = [p for p in model.parameters() if all(p is not q for q in last)]
+        opt = torch.optim.AdamW([{"params": rest}, {"params": last}], lr=lr, weight_decay=0.0)
+    norms: dict[str, float] = {}
     order = D.batches(len(split.x_train), batch_size, g)
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
             if inject == "lr10" and step == inject_at:
                 _scale_lr(opt, 10.0)
+            if inject == "head_wd" and step == inject_at:
+                opt.param_groups[1]["weight_decay"] = head_wd
             m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
             x = split.x_train[next(order)]
             v1, v2 = D.augment(x, g), D.augment(x, g)
@@ -143,6 +160,10 @@ def byol(
                 )  # fmt: skip
             else:
                 mon.step(loss=loss, model=model, optimizer=opt, embeddings=lambda z1=z1: z1.detach())
+            if inject == "head_wd" and step in (inject_at - 1, steps - 1):  # the batch's projection norm
+                norms["batch_norm_before_onset" if step < inject_at else "batch_norm_final"] = _mean_norm(z1)
+    if "batch_norm_final" in norms:
+        norms["projection_norm_fall"] = norms["batch_norm_final"] / norms["batch_norm_before_onset"]
     online.eval()
     with torch.no_grad():
         h_val, z_val = online.embed(split.x_val)
@@ -151,6 +172,8 @@ def byol(
         "knn_accuracy": knn_accuracy(online.encoder, split),
         "representation_spread": _spread(h_val),
         "projection_spread": _spread(z_val),
+        "projection_norm": _mean_norm(z_val),
+        **norms,
     }
 
 
@@ -419,10 +442,159 @@ def autoencoder(
     }
 
 
+# --- two heads on one trunk: classification + reconstruction ------------------------------------
+
+
+class TwoHead(nn.Module):
+    """A shared MLP trunk with a classification head and a reconstruction (decoder) head."""
+
+    def __init__(self, classes: int = 10, width: int = 64) -> None:
+        super().__init__()
+        self.trunk = mlp([64, 128, width], last_act=True)
+        self.cls_head = nn.Linear(width, classes)
+        self.recon_head = nn.Sequential(mlp([width, 128, 64]), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.trunk(x)
+        return self.cls_head(z), self.recon_head(z), z
+
+
+def two_head(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    recon_weight: float = 10.0,
+    batch_size: int = 64,
+    eval_every: int = 100,
+    inject: str | None = None,
+    inject_at: int | None = None,
+    off_weight: float = 0.0,
+) -> Info:
+    """Multi-task digits: cross-entropy + ``recon_weight`` × MSE, with ``losses=`` and ``heads=`` as the seeds log them.
+
+    ``inject="head_off"`` sets the reconstruction loss weight to ``off_weight`` at
+    ``inject_at`` (a loss-balance bug: a weight schedule that decays to nothing, a term
+    dropped from the sum): the decoder stops learning while the classifier trains on.
+    """
+    g = _seed(seed)
+    split = D.digits()
+    model = TwoHead(split.classes)
+    opt = _optimizer(optimizer, model.parameters(), lr)
+    order = D.batches(len(split.x_train), batch_size, g)
+    heads = {"cls": "cls_head", "recon": "recon_head"}
+    evals: list[tuple[int, float, float, float]] = []
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            w = off_weight if inject == "head_off" and _injected(inject_at, step) else recon_weight
+            idx = next(order)
+            x, y = split.x_train[idx], split.y_train[idx]
+            logits, recon, _ = model(x)
+            ce, mse = F.cross_entropy(logits, y), F.mse_loss(recon, x)
+            loss = ce + w * mse
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            mon.step(
+                loss=loss, model=model, optimizer=opt, heads=heads,
+                losses={"cls": ce.detach(), "recon": (w * mse).detach()},
+                accuracy=(logits.argmax(1) == y).float().mean(),
+            )  # fmt: skip
+            if step % eval_every == 0 or step == steps - 1:
+                with torch.no_grad():
+                    vl, vr, _ = model(split.x_val)
+                    v_ce = float(F.cross_entropy(vl, split.y_val))
+                    v_acc = float((vl.argmax(1) == split.y_val).float().mean())
+                    v_psnr = float(_psnr(vr, split.x_val))
+                evals.append((step, v_ce, v_acc, v_psnr))
+                mon.eval(loss=v_ce, accuracy=v_acc)
+    at = [e for e in evals if inject_at is not None and e[0] <= inject_at]
+    return {
+        "final_loss": float(loss.detach()),
+        "final_val_accuracy": evals[-1][2],
+        "decoder_val_psnr": evals[-1][3],
+        "decoder_val_psnr_at_onset": at[-1][3] if at else None,
+        "decoder_best_val_psnr": max(e[3] for e in evals),
+        "decoder_best_val_psnr_step": max(evals, key=lambda e: e[3])[0],
+    }
+
+
+# --- two "modalities" of one sample, aligned contrastively (CLIP-style) -----------------------------
+
+
+def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top and bottom four rows of 8×8 digits: two views that only their digit links."""
+    return x[:, :32], x[:, 32:]
+
+
+@torch.no_grad()
+def _retrieval_top1(enc_a: nn.Module, enc_b: nn.Module, x: torch.Tensor) -> float:
+    """Fraction of validation pairs whose nearest other-modality embedding is their own pair."""
+    a, b = _halves(x)
+    za, zb = F.normalize(enc_a(a), dim=1), F.normalize(enc_b(b), dim=1)
+    hits = (za @ zb.T).argmax(1) == torch.arange(len(za))
+    return float(hits.float().mean())
+
+
+def paired(
+    logdir: str,
+    seed: int,
+    steps: int = 2000,
+    *,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 128,
+    temperature: float = 0.1,
+    dim: int = 32,
+    inject: str | None = None,
+    inject_at: int | None = None,
+) -> Info:
+    """Two encoders (top / bottom half of a digit) trained with a symmetric InfoNCE loss.
+
+    ``mon.step(paired_embeddings=(a, b))`` as README shows for multimodal models.
+    ``inject="shuffle"`` misaligns the pairs from ``inject_at`` (the second modality's batch
+    is permuted: a loader that shuffles one modality on its own): nothing links a pair any more.
+    """
+    g = _seed(seed)
+    split = D.digits()
+    enc_a, enc_b = mlp([32, 128, dim]), mlp([32, 128, dim])
+    model = nn.ModuleDict({"a": enc_a, "b": enc_b})
+    opt = _optimizer(optimizer, model.parameters(), lr)
+    order = D.batches(len(split.x_train), batch_size, g)
+    at_onset = None
+    with mr.Monitor(logdir) as mon:
+        for step in range(steps):
+            if inject == "shuffle" and step == inject_at:
+                at_onset = _retrieval_top1(enc_a, enc_b, split.x_val)
+            a, b = _halves(split.x_train[next(order)])
+            if inject == "shuffle" and _injected(inject_at, step):
+                b = b[torch.randperm(len(b), generator=g)]
+            za, zb = F.normalize(enc_a(a), dim=1), F.normalize(enc_b(b), dim=1)
+            logits = za @ zb.T / temperature
+            target = torch.arange(len(za))
+            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            mon.step(
+                loss=loss, model=model, optimizer=opt,
+                paired_embeddings=lambda za=za, zb=zb: (za.detach(), zb.detach()),
+            )  # fmt: skip
+    return {
+        "final_loss": float(loss.detach()),
+        "val_retrieval_top1": _retrieval_top1(enc_a, enc_b, split.x_val),
+        "val_retrieval_top1_at_onset": at_onset,
+    }
+
+
 LOOPS: dict[str, Callable[..., Info]] = {
     "byol": byol,
     "vicreg": vicreg,
     "dino": dino,
     "classifier": classifier,
     "autoencoder": autoencoder,
+    "two_head": two_head,
+    "paired": paired,
 }

@@ -20,8 +20,8 @@ How it works:
     while the eval loss of the same eval is above its best, else 0 (the gap itself when the
     eval gives no loss).
 
-  Judged: ``<score>_overfit`` (critical above 0.08 for 3 evals) and GL (critical above 10 for
-  3 evals). Not judged: the relative gap (it explodes
+  Judged: ``<score>_overfit`` (critical above 0.08 for 3 evals), ``psnr`` (critical above 5 dB
+  for 3 evals) and GL (critical above 10 for 3 evals). Not judged: the relative gap (it explodes
   as the training loss nears 0) and, for classifiers, GL (their eval loss rises from
   over-confidence alone while accuracy holds: GL 15–40 on healthy interpolating runs).
 
@@ -216,10 +216,28 @@ _RAW = Health(
 )
 
 
+# A PSNR gap is in dB whatever the data (10·log10 of the MSE ratio), so one threshold fits every
+# reconstruction: healthy benchmark autoencoders stay below 1.7 dB (held out, 3,000 steps with a
+# wider bottleneck: 2.4-2.8 dB), 64-image overfits pass 6.6 dB at their best-validation eval
+# (docs/metrics.md, "Detection benchmark"). The raw gap grows slowly in healthy high-capacity
+# models too, so persistence 3 and a 5 dB margin, not a tighter threshold.
+PSNR_GAP = Health(
+    category="generalization",
+    critical_above=5.0,
+    persistence=3,
+    direction="lower_is_better",
+    nonfinite=None,
+    title="PSNR gap (dB)",
+    description="Training PSNR (mean since the previous eval) minus eval PSNR, in dB: a ratio of MSEs, so "
+    "comparable across data. Critical above 5 dB (the held-out MSE over 3× the training MSE) for 3 evals.",
+    remedy=CONVENTIONAL["gap/*_relative"].remedy,
+)
+
+
 def _health_table() -> dict[str, Health]:
     table: dict[str, Health] = {}
     for name in _COMMON:
-        table[name] = _RAW
+        table[name] = PSNR_GAP if name == "psnr" else _RAW
         table[f"{name}_relative"] = CONVENTIONAL["gap/*_relative"]
         if is_fraction_score(name):
             table[f"{name}_overfit"] = SCORE_GAP

@@ -2,8 +2,9 @@
 
 Input: ``heads`` = {head name: parameter-name prefix (``"rgb_head"``) or a torch submodule},
 with ``grads`` (derived from a torch ``model``; JAX users pass the gradient pytree) and
-``model`` (for the parameters; a submodule head carries its own). Informational: no rule
-(a healthy ratio depends on the architecture and the loss weights).
+``model`` (for the parameters; a submodule head carries its own). One rule: ``grad_ratio`` above
+1e12, i.e. a head that receives no gradient at all. A finite ratio is informational (the
+healthy ratio depends on the architecture, the loss weights and how far each head has fit).
 
 =============================================  ==============================================================
 tag (``train/…``)                              definition
@@ -130,10 +131,31 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
 HEALTH_HEADS = Health(
     category="optimization",
     title="per-head gradients and parameters",
-    description="Gradient L2 norm and parameter mean/std of each head given in `heads`, and max/min of the "
-    "heads' gradient norms (grad_ratio). Informational: a head whose gradient falls orders of magnitude below "
-    "the others has stopped learning (loss imbalance), but the healthy ratio depends on the model.",
+    description="Gradient L2 norm and parameter mean/std of each head given in `heads`. Informational: a head "
+    "whose gradient falls orders of magnitude below the others may have stopped learning (loss imbalance), "
+    "or merely fit its data; only a head with no gradient at all is judged (grad_ratio).",
     nonfinite=None,
+)
+
+# A head that gets *no* gradient at all (its loss weight is 0, its branch detached, its term
+# dropped from the sum) has stopped learning whatever the model: max / min then reads ≥ 1e28 (the
+# min is clamped at 1e-30). A finite ratio is not judged: on the detection benchmark a healthy
+# classifier head that interpolates its training set falls to 1e-5× its own best and drives the
+# ratio to 7e3, while a decoder whose loss weight drops 1,000× moves it less than that
+# (docs/metrics.md, "Detection benchmark").
+HEALTH_GRAD_RATIO = Health(
+    category="optimization",
+    critical_above=1e12,
+    direction="lower_is_better",
+    nonfinite=None,
+    title="head gradient ratio",
+    description="max / min of the heads' gradient norms. Critical above 1e12: one head receives no gradient "
+    "at all (a loss weight of 0, a detached branch, a term dropped from the sum), so it has stopped "
+    "learning. Finite imbalances are not judged: healthy runs reach 7e3 when one head fits its training "
+    "set, so a head that merely learns far slower is not told apart.",
+    remedy="A head gets no gradient: check its loss weight and schedule, that its term is still in the "
+    "summed loss, and that nothing detaches its input (losses/<name>_share shows each term's part). A "
+    "head frozen on purpose should be left out of `heads`.",
 )
 
 METRICS = [
@@ -141,7 +163,7 @@ METRICS = [
         "optimization/heads",
         compute=head_stats,
         every=HEADS_EVERY,
-        health=HEALTH_HEADS,
+        health={"": HEALTH_HEADS, "grad_ratio": HEALTH_GRAD_RATIO},
         description=HEALTH_HEADS.description,
     ),
 ]

@@ -3,7 +3,8 @@ norm spread) show in the report but never alert.
 
 A short run gives every input; at step 200 the parameters turn NaN, so every one of these
 signals writes a non-finite value. ``metricreg report`` must list their series with a category
-and no thresholds, and raise no alert on any of them.
+and no thresholds (except ``heads/grad_ratio``'s zero-gradient rule, which ignores non-finite
+values), and raise no alert on any of them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def test_signals_are_reported_without_rules_and_never_alert(tmp_path, capsys):
     metrics = {m["tag"]: m for m in run["metrics"]}
     for tag in ours:
         assert metrics[tag]["category"] in ("optimization", "prediction", "probe", "ema", "collapse"), tag
+        if tag == "train/optimization/heads/grad_ratio":  # the one rule: a head with no gradient at all
+            assert metrics[tag]["thresholds"]["critical_above"] == 1e12
+            continue
         assert set(metrics[tag]["thresholds"].values()) == {None}, tag
     assert [a for a in run["alerts"] if a["tag"].startswith(OURS)] == []
     assert run["errors"] == []

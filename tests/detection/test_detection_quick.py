@@ -1,7 +1,7 @@
 """The detection benchmark on a few short real runs: its scoring, and the issue's targets.
 
-Trains four short scenarios of ``benchmarks.detection`` (the ``--quick`` subset, one
-seed each, ~10 s on a 2-core CPU) with a real default Monitor, then:
+Trains six short scenarios of ``benchmarks.detection`` (the ``--quick`` subset, one
+seed each, ~15 s on a 2-core CPU) with a real default Monitor, then:
 
 * checks the scorer on them (a NaN injected at step 300 is detected in stability at
   step 300) and on a synthetic run whose alerts are known exactly;
@@ -26,7 +26,7 @@ from benchmarks.detection.runner import find_runs, jobs_for, train_all
 from benchmarks.detection.scenarios import select
 from benchmarks.detection.score import score_run, totals
 
-QUICK = ("byol", "byol-collapse-mid", "mlp-regularised", "mlp-nan")
+QUICK = ("byol", "byol-collapse-mid", "mlp-regularised", "mlp-nan", "two-head-off", "paired-shuffle")
 
 
 @pytest.fixture(scope="module")
@@ -162,4 +162,22 @@ def test_target_byol_collapse_is_critical_in_collapse_within_one_interval(scores
     assert s.error is None
     assert s.detected, "no critical collapse alert after onset"
     assert s.delay <= 100
+    assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
+
+
+@pytest.mark.slow
+def test_a_head_cut_off_from_its_loss_is_critical_in_optimization_at_onset(scores):
+    s = scores["two-head-off"]
+    assert s.error is None
+    assert (s.category, s.onset) == ("optimization", 300)
+    assert s.detected and s.delay == 0  # heads are due every 100 steps; the decoder's gradient is 0 from 300
+    assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
+
+
+@pytest.mark.slow
+def test_misaligned_pairs_are_critical_in_prediction_within_one_interval(scores):
+    s = scores["paired-shuffle"]
+    assert s.error is None
+    assert (s.category, s.onset) == ("prediction", 300)
+    assert s.detected and s.delay <= 100
     assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
