@@ -88,7 +88,27 @@ _REMEDY_GAP = (
     "The model fits the training data much better than held-out data: add regularization "
     "(weight decay, dropout, augmentation), get more data, or stop earlier (keep the best checkpoint)."
 )
+# A PSNR gap is in dB whatever the data (10·log10 of the MSE ratio), so one threshold fits every
+# reconstruction, in runs metricreg wrote and in plain logdirs: healthy benchmark autoencoders
+# stay below 1.7 dB (held out, 3,000 steps with a wider bottleneck: 2.4-2.8 dB), 64-image
+# overfits pass 6.6 dB at their best-validation eval
+# (docs/metrics.md, "Detection benchmark"). The raw gap grows slowly in healthy high-capacity
+# models too, so persistence 3 and a 5 dB margin, not a tighter threshold.
+PSNR_GAP = Health(
+    category="generalization",
+    critical_above=5.0,
+    persistence=3,
+    direction="lower_is_better",
+    nonfinite=None,
+    title="PSNR gap (dB)",
+    description="Training PSNR (mean since the previous eval) minus eval PSNR, in dB: a ratio of MSEs, so "
+    "comparable across data. Critical above 5 dB (the held-out MSE over 3× the training MSE) for 3 evals.",
+    remedy=_REMEDY_GAP,
+)
+
+
 CONVENTIONAL: dict[str, Health] = {
+    "gap/psnr": PSNR_GAP,
     "gap/*_relative": Health(
         category="generalization",
         description="Relative generalization gap: (eval - train) / |train| for losses, "

@@ -254,3 +254,26 @@ def test_mapping_flag_names_a_missing_file(tmp_path):
     tb = program.TensorBoard(plugins=default.get_plugins())
     with pytest.raises(base_plugin.FlagsError, match="--metricreg_mapping: no such file: .*nope.toml"):
         tb.configure(argv=[None, "--logdir", str(tmp_path), "--metricreg_mapping", str(tmp_path / "nope.toml")])
+
+
+@pytest.mark.parametrize("gap_db", [1.0, 8.0])
+def test_psnr_gap_of_a_plain_run_is_judged_in_db(make_harness, tmp_path, gap_db):
+    """A reconstruction run logged with SummaryWriter gets the built-in 5 dB rule on its PSNR gap."""
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "nerv"))
+    for step in range(200):
+        psnr = 20.0 + 10.0 * step / 200
+        writer.add_scalar("train/loss", _train(step), step)
+        writer.add_scalar("train/psnr", psnr, step)
+        if step % 20 == 19:
+            writer.add_scalar("val/loss", 1.1 * _train(step), step)
+            writer.add_scalar("val/psnr", psnr - gap_db, step)
+    writer.close()
+    detail = make_harness(str(tmp_path)).run("nerv")
+    metrics = {m["tag"]: m for c in detail["categories"] for m in c["metrics"]}
+    gap = metrics["gap/psnr"]
+    assert gap["derived_from"] == ["train/psnr", "val/psnr"]
+    assert gap["thresholds"]["critical_above"] == 5.0
+    assert gap["status"] == ("critical" if gap_db > 5 else "ok")
