@@ -7,7 +7,7 @@ as a user would. Also timed: the float64 Gram route used before (numpy SYRK on t
 cast), and the whole ``collapse`` family (two eigensolves; forced here).
 
 The route (metricreg/host_spectrum.py): a float32 Gram of the centered rows, eigenvalues at or
-below ν = 3·u·λ₁ read as zero, and the float32 answer kept only when the first-order bound on
+below ν = 5·u·λ₁(Gc) read as zero, and the float32 answer kept only when the first-order bound on
 the entropy error it implies is ≤ 1e-3; otherwise the float64 Gram. Accuracy is judged on the
 METRICS against a float64 numpy SVD: RankMe, effective rank, α-ReQ, near-zero count, the
 log-spectrum histogram and the collapse rule (RankMe < 1.5). ``--study`` adds the structured
@@ -173,7 +173,7 @@ def route_checked(z: np.ndarray) -> tuple[dict[str, object], str]:
 
 
 def route_f32(z: np.ndarray, floor: bool) -> dict[str, object]:
-    """The float32 Gram of the centered rows, unchecked; ``floor``: eigenvalues <= 3·u·λ₁ read as 0."""
+    """The float32 Gram of the centered rows, unchecked; ``floor``: eigenvalues <= 5·u·λ₁ read as 0."""
     n, d = z.shape
     parts = H._Parts(z)
     lam_c = np.linalg.eigvalsh(parts.centered())
@@ -327,8 +327,12 @@ def main() -> None:
         t_ours.append(a)
         t_svd.append(b)
         paired.append(b / a)
-    c_ours = min(cpu_timed(lambda: float(A.rankme(z))) for _ in range(args.repeat))
-    c_svd = min(cpu_timed(lambda: rankme_svdvals(z)) for _ in range(args.repeat))
+    c_ours_all, c_svd_all = [], []
+    for _ in range(args.repeat):  # CPU time, paired the same way (a busy machine inflates it less)
+        c_ours_all.append(cpu_timed(lambda: float(A.rankme(z))))
+        c_svd_all.append(cpu_timed(lambda: rankme_svdvals(z)))
+    c_ours, c_svd = min(c_ours_all), min(c_svd_all)
+    c_paired = statistics.median(b / a for a, b in zip(c_ours_all, c_svd_all, strict=True))
     best_ours, best_svd = min(t_ours), min(t_svd)
     ratio = best_svd / best_ours
     exact = reference(zn)
@@ -345,7 +349,8 @@ def main() -> None:
     print(f"collapse family (9 members)   :              {min(t_family) * 1e3:8.1f} ms")
     print(f"speed ratio svdvals / ours    : {ratio:6.2f}x   best-of-{args.repeat} wall times (target >= 3x)")
     print(f"  median of paired ratios     : {statistics.median(paired):6.2f}x")
-    print(f"  process CPU time            : {c_svd / c_ours:6.2f}x   ({c_svd * 1e3:.1f} / {c_ours * 1e3:.1f} ms)")
+    print(f"  process CPU time, best-of   : {c_svd / c_ours:6.2f}x   ({c_svd * 1e3:.1f} / {c_ours * 1e3:.1f} ms)")
+    print(f"  CPU time, median of pairs   : {c_paired:6.2f}x")
     print(f"  float64 route, best-of      : {best_svd / min(t_f64):6.2f}x")
     print(
         f"RankMe error vs float64 SVD   : {rel:.1e} ours, {abs(ref / float(exact['rankme']) - 1):.1e} svdvals (target <= 1e-4)"
