@@ -105,6 +105,9 @@ def grad_norm_metric(grad_norm: Any) -> Any:
     # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
     if grad_norm is None:
         return None
+    torch = sys.modules.get("torch")
+    if torch is not None and type(grad_norm) is torch.Tensor and not grad_norm.__dict__:
+        return A.host_scalar(grad_norm)  # a plain tensor without shard marks (clip_grad_norm_'s): the usual case
     norm = A.detach(adapters.local_tensor(grad_norm))
     if getattr(norm, "_metricreg_shard", None) is not None or adapters.is_shard_sum(norm):
         return norm  # a per-rank shard norm: the exchange combines it by its marks, kept on the tensor
@@ -116,8 +119,9 @@ def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> A
     if grad_norm is None or max_norm is None:
         return None
     state = {} if state is None else state
-    gn = A.host_scalar(A.detach(grad_norm))  # a CPU tensor becomes a float: no torch kernels
+    gn = A.host_scalar(grad_norm)  # a CPU tensor becomes a float: no torch kernels
     if A.is_array(gn):
+        gn = A.detach(gn)
         xp = A.namespace(gn)
         # A non-finite norm counts as clipped in the window (it must not poison the running sum);
         # the value written for this step is NaN (stability/nonfinite_grads raises the alarm).

@@ -125,7 +125,7 @@ def test_loss_trend_float_route_equals_array_route(host):
         ref = [S.loss_trend(jnp.asarray(v, dtype=jnp.float64), 50 * i, ref_state) for i, v in enumerate(losses)]
         ref = [None if r is None else value(r) for r in ref]
     assert got[:2] == [None, None] and ref[:2] == [None, None]
-    assert isinstance(got[2], np.generic)  # the float route is the one taken
+    assert isinstance(got[2], float)  # the float route is the one taken (a JAX array is not a float)
     assert max(ref[-10:]) > 0.5  # the rising tail does exercise the rule
     for step, (g, r) in enumerate(zip(got[2:], ref[2:], strict=True)):
         g = value(g)
@@ -147,3 +147,40 @@ def test_scalar_metrics_read_cpu_values_as_floats_at_their_step():
     marked = torch.tensor(2.0)
     marked._metricreg_shard_sum = True  # a per-rank shard sum keeps its tensor (and its mark) for the exchange
     assert O.grad_norm_metric(marked) is marked
+
+
+def test_div_is_numpy_float64_division():
+    """The host rules divide Python floats with _div: numpy's float64 result, a zero divisor included."""
+    cases = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan, 1e-310]
+    with np.errstate(all="ignore"):
+        for a in cases:
+            for b in cases:
+                want = float(np.float64(a) / np.float64(b))
+                got = S._div(a, b)
+                assert (math.isnan(got) and math.isnan(want)) or (
+                    got == want and math.copysign(1, got) == math.copysign(1, want)
+                ), (a, b, got, want)
+
+
+def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
+    """The float route runs outside np.errstate (entering it costs more than the rule, per due step), so it
+    must not warn on NaN, Inf or zero losses: warnings are errors here, and the array versions (the only
+    ones inside np.errstate) are tripwires."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("an array version (inside np.errstate) ran for a CPU loss")
+
+    for name in ("_spikes_array", "_plateau_array", "_progress_lost_array", "_loss_trend_array"):
+        monkeypatch.setattr(S, name, tripwire)
+    states: list[dict] = [{}, {}, {}, {}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i, v in enumerate([*series(), 0.0, 0.0, -math.inf, math.nan]):
+            loss = torch.tensor(v)
+            S.spikes(loss, states[0])
+            S.progress_lost(loss, states[1])
+            S.plateau(loss, 50 * i, states[2])
+            S.loss_trend(loss, 50 * i, states[3])
+            S.nonfinite_loss(loss)
