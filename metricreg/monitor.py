@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from time import perf_counter
 from typing import Any
 
 from metricreg import distributed, signals
@@ -109,7 +110,8 @@ def _captured(value: Any) -> Any:
         return BadValue(str(exc))
 
 
-_SPECIAL = ("state", "split", "inputs")  # arguments the Monitor fills itself, never inputs
+_SPECIAL = ("state", "split", "inputs")
+_NO_INPUTS: Mapping[str, Any] = {}  # arguments the Monitor fills itself, never inputs
 
 # type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
 _ITERATOR_TYPES: dict[type, bool] = {}
@@ -120,6 +122,7 @@ class _Compiled:
 
     __slots__ = (
         "consecutive",
+        "cost",
         "disabled",
         "failures",
         "fan_out",
@@ -170,6 +173,7 @@ class _Compiled:
         self.first_failure: int | None = None
         self.last_failure: int | None = None
         self.last_message = ""
+        self.cost: list[float] = [0, 0.0, 0.0]  # replaced by the Monitor's CostMeter slot
 
     def series_key(self, split: str, key: str | None, member: str | None) -> SeriesKey:
         cache_key = (split, key, member)
@@ -246,6 +250,8 @@ class Monitor:
         self.plugin_manager = get_plugin_manager(plugins, builtins=builtins)
         self.registry = collect(self.plugin_manager, cfg, [*inputs, *options.get("inputs", ())])
         self._table = [_Compiled(reg) for reg in self.registry.metrics]
+        for compiled in self._table:
+            compiled.cost = self._cost.slot(compiled.name)
         self._by_event: dict[str, list[_Compiled]] = {"step": [], "eval": [], "epoch_end": []}
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
@@ -480,7 +486,7 @@ class Monitor:
             if not writes and not is_shared:
                 continue  # only metrics shared across ranks run beyond rank 0
             self._run_one(
-                compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results
+                compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results, raw
             )
         if exchange is not None and (event != "step" or position >= exchange.next_due):
             if event == "step":
@@ -547,15 +553,22 @@ class Monitor:
         tag_split: str,
         step: int,
         out: list[tuple[SeriesKey, Any]],
+        raw: Mapping[str, Any] = _NO_INPUTS,
     ) -> None:
-        """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written."""
+        """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written.
+
+        ``raw`` (the inputs as passed) answers "is it given?" with a dict lookup before asking
+        ``inputs``, which also knows the derived ones. The timing is the CostMeter's, inlined
+        (see CostMeter): a due metric costs no method call beyond its own compute.
+        """
         for name in compiled.required:
-            if name not in inputs:
+            if name not in raw and name not in inputs:
                 if not compiled.reported_missing:
                     compiled.reported_missing = True
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return
-        self._cost.start(compiled.name, compiled.plugin, step)
+        cost = self._cost
+        running = cost.running = (compiled.name, compiled.plugin, step, perf_counter())
         try:
             kwargs: dict[str, Any] = {}
             for name, how in compiled.plan:
@@ -589,7 +602,15 @@ class Monitor:
         else:
             compiled.consecutive = 0
         finally:
-            self._cost.stop()
+            elapsed = perf_counter() - running[3]
+            cost.running = None
+            acc = compiled.cost
+            acc[1] += elapsed
+            acc[0] += 1
+            if elapsed > acc[2]:
+                acc[2] = elapsed
+            if elapsed > cost.alarm:
+                cost.finish(running, elapsed)
 
     def _collect(
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]
