@@ -354,6 +354,13 @@ def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
         raw = inputs[name]
         if raw is None or not A.is_scalar_like(raw):
             continue
+        host = host_float(raw)
+        if host is not None:  # a Python float: no array namespace (whose first use imports ~35 ms of modules)
+            prev = best.get(name)
+            top = host if prev is None else (_maximum(prev, host) if math.isfinite(host) else prev)
+            best[name] = top
+            out[name] = top - host
+            continue
         value = scalar_loss(raw)
         xp = _ns(value)
         prev = best.get(name)
@@ -361,6 +368,13 @@ def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
         best[name] = top
         out[name] = top - value
     return out or None
+
+
+def _maximum(a: float, b: float) -> float:
+    """numpy.maximum for floats: NaN if either is NaN."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
 
 
 def _plateau_host(value: float, step: int, state: dict) -> float:
@@ -380,11 +394,22 @@ def _plateau_host(value: float, step: int, state: dict) -> float:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
-@_QUIET
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
-    value = scalar_loss(loss)
+    host = host_float(loss)
+    if host is not None:  # Python floats: no np.errstate, no array namespace (see host_float)
+        best = state.get("best", math.inf)
+        improved = math.isfinite(host) and (host < best * (1.0 - PLATEAU_THRESHOLD) or math.isinf(best))
+        bad = 0.0 if improved else state.get("bad", 0.0) + 1.0
+        state["best"] = host if improved else best
+        state["bad"] = bad
+        return bad
+    return _eval_plateau_array(scalar_loss(loss), state)
+
+
+@_QUIET
+def _eval_plateau_array(value: Any, state: dict) -> Any:
     xp = _ns(value)
     finite = xp.isfinite(value)
     best = state.get("best")

@@ -15,6 +15,7 @@ import pytest
 
 from metricreg import arrays as A
 from metricreg.builtins import stability as S
+from metricreg.inputs import Inputs
 from tests.builtins.conftest import value
 
 
@@ -172,9 +173,10 @@ def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("an array version (inside np.errstate) ran for a CPU loss")
 
-    for name in ("_spikes_array", "_plateau_array", "_progress_lost_array", "_loss_trend_array"):
+    for name in ("_spikes_array", "_plateau_array", "_progress_lost_array", "_loss_trend_array", "_eval_plateau_array"):
         monkeypatch.setattr(S, name, tripwire)
-    states: list[dict] = [{}, {}, {}, {}]
+    monkeypatch.setattr(S, "_ns", tripwire)  # no array namespace either (its first use imports ~35 ms of modules)
+    states: list[dict] = [{}, {}, {}, {}, {}, {}]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for i, v in enumerate([*series(), 0.0, 0.0, -math.inf, math.nan]):
@@ -184,3 +186,5 @@ def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
             S.plateau(loss, 50 * i, states[2])
             S.loss_trend(loss, 50 * i, states[3])
             S.nonfinite_loss(loss)
+            S.eval_plateau(loss, states[4])
+            S.eval_drop(Inputs({"accuracy": loss, "loss": loss}, {}, {}), states[5])
