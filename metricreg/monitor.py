@@ -110,11 +110,24 @@ def _captured(value: Any) -> Any:
         return BadValue(str(exc))
 
 
-_SPECIAL = ("state", "split", "inputs")
-_NO_INPUTS: Mapping[str, Any] = {}  # arguments the Monitor fills itself, never inputs
+_SPECIAL = ("state", "split", "inputs")  # arguments the Monitor fills itself, never inputs
+_CONTEXT = ("step", "event", "shared")  # the per-step context of Inputs: found there before the raw inputs
+_NO_INPUTS: Mapping[str, Any] = {}
+_MISSING = object()
 
 # type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
 _ITERATOR_TYPES: dict[type, bool] = {}
+
+
+def _fill(name: str, params: tuple[str, ...]) -> int:
+    """How the Monitor fills argument ``name`` of a metric (see _Compiled.plan)."""
+    if name == "split":
+        return 0
+    if name == "inputs":
+        return 1
+    if name not in params:
+        return 3
+    return 2 if name in _CONTEXT else 4
 
 
 class _Compiled:
@@ -156,14 +169,11 @@ class _Compiled:
         self.fan_out = reg.metric.fan_out
         self.predicate = isinstance(self.schedule, Predicate)
         # Precomputed once, so a due step does not re-derive them per call: the inputs that must be
-        # present, and how each argument is filled (0: split, 1: inputs, 2: required, 3: optional).
+        # present, and how each argument is filled (0: split, 1: inputs, 2: required, 3: optional;
+        # 4: required and not a context name, so a value passed as it is can be taken from the raw dict).
         self.wants_state = "state" in self.params or "state" in self.optional
         self.required = tuple(n for n in self.params if n not in _SPECIAL)
-        self.plan = tuple(
-            (n, 0 if n == "split" else 1 if n == "inputs" else 2 if n in self.params else 3)
-            for n in self.params + self.optional
-            if n != "state"
-        )
+        self.plan = tuple((n, _fill(n, self.params)) for n in self.params + self.optional if n != "state")
         self.failures = 0
         self.consecutive = 0
         self.disabled = False
@@ -572,7 +582,10 @@ class Monitor:
         try:
             kwargs: dict[str, Any] = {}
             for name, how in compiled.plan:
-                if how == 2:  # required: present (checked above)
+                if how == 4:  # required (present: checked above); passed as a value, it is that value
+                    value = raw.get(name, _MISSING)
+                    kwargs[name] = inputs[name] if value is _MISSING or is_deferred(value) else value
+                elif how == 2:
                     kwargs[name] = inputs[name]
                 elif how == 3:
                     if name in inputs:
@@ -592,7 +605,12 @@ class Monitor:
             else:
                 if wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
-                self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
+                result = compiled.metric.compute(**kwargs)
+                if type(result) is float:  # the commonest result on CPU (A.host_scalar): no call, no copy
+                    series = compiled.series.get((tag_split, None, None))
+                    out.append((series or compiled.series_key(tag_split, None, None), result))
+                elif result is not None:
+                    self._collect(compiled, result, tag_split, None, out)
         except (KeyboardInterrupt, SystemExit):
             raise
         except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
