@@ -176,7 +176,7 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     if snap is not None and snap[0] < step:
         prev = {name: (sample, weight) for name, sample, weight in snap[1]}
         fast = adapters.plain_torch([p for _, p in params])  # the same values without the array-API wrappers
-        diffs, bases = [], []
+        diffs, bases, samples = [], [], []
         for name, p in params:
             if name not in prev:
                 continue
@@ -184,10 +184,15 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
             old, w_old = prev[name]
             if tuple(old.shape) != tuple(sample.shape) or w_old != weight:
                 continue
-            diffs.append((sample - old, weight))
+            if fast:
+                samples.append(sample)  # subtracted below in one _foreach_sub (the same differences)
+            else:
+                diffs.append((sample - old, weight))
             bases.append((old, weight))
-        if diffs and fast and A.is_torch(diffs[0][0]):
+        if samples and A.is_torch(samples[0]):
             torch = sys.modules["torch"]
+            moved = torch._foreach_sub(samples, [old for old, _ in bases])
+            diffs = [(d, w) for d, (_, w) in zip(moved, bases, strict=True)]
             per_step = torch.sqrt(adapters.torch_sampled_sq_norm(diffs)) / float(step - snap[0])
             result = per_step / torch.clamp(torch.sqrt(adapters.torch_sampled_sq_norm(bases)), min=1e-30)
         elif diffs:
