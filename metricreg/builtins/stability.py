@@ -122,6 +122,9 @@ def nonfinite_loss(loss: Any) -> Any:
 def nonfinite_grads(grad_norm: Any) -> Any:
     if grad_norm is None:
         return None
+    value = host_float(grad_norm)
+    if value is not None:
+        return 0.0 if math.isfinite(value) else 1.0
     return _indicator_nonfinite(scalar_loss(grad_norm))
 
 

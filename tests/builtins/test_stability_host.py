@@ -186,5 +186,6 @@ def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
             S.plateau(loss, 50 * i, states[2])
             S.loss_trend(loss, 50 * i, states[3])
             S.nonfinite_loss(loss)
+            S.nonfinite_grads(loss)
             S.eval_plateau(loss, states[4])
             S.eval_drop(Inputs({"accuracy": loss, "loss": loss}, {}, {}), states[5])
