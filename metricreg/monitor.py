@@ -22,7 +22,7 @@ from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.cost import CostMeter
 from metricreg.health import Alert
-from metricreg.host import CaptureError, capture, is_scalar_like
+from metricreg.host import CaptureError, capture, close_step_scalars, is_scalar_like, open_step_scalars
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
 from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
@@ -479,25 +479,29 @@ class Monitor:
         shared: list[tuple[SeriesKey, Any]] = []
         writes = self.rank == 0
         exchange = self._exchange if self._exchange is not None and self._exchange.active else None
-        for compiled in table:
-            if compiled.disabled:
-                continue
-            if event == "step":
-                if compiled.predicate:
-                    if not self._predicate_due(compiled, position):
-                        continue
-                elif compiled.next_due > position:
+        memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
+        try:
+            for compiled in table:
+                if compiled.disabled:
                     continue
-                else:
-                    compiled.next_due = compiled.schedule.next_due(position + 1)
-            elif not compiled.schedule.is_due(position):
-                continue
-            is_shared = exchange is not None and compiled.name in exchange.shared
-            if not writes and not is_shared:
-                continue  # only metrics shared across ranks run beyond rank 0
-            self._run_one(
-                compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results, raw
-            )
+                if event == "step":
+                    if compiled.predicate:
+                        if not self._predicate_due(compiled, position):
+                            continue
+                    elif compiled.next_due > position:
+                        continue
+                    else:
+                        compiled.next_due = compiled.schedule.next_due(position + 1)
+                elif not compiled.schedule.is_due(position):
+                    continue
+                is_shared = exchange is not None and compiled.name in exchange.shared
+                if not writes and not is_shared:
+                    continue  # only metrics shared across ranks run beyond rank 0
+                self._run_one(
+                    compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results, raw
+                )
+        finally:
+            close_step_scalars(memo)
         if exchange is not None and (event != "step" or position >= exchange.next_due):
             if event == "step":
                 exchange.advance(position)

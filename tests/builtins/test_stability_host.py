@@ -189,3 +189,38 @@ def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
             S.nonfinite_grads(loss)
             S.eval_plateau(loss, states[4])
             S.eval_drop(Inputs({"accuracy": loss, "loss": loss}, {}, {}), states[5])
+
+
+def test_a_due_step_reads_each_cpu_scalar_once_and_each_step_anew():
+    """Within a due step one read of a CPU scalar serves every metric (metricreg.host.step_scalars); the
+    memo ends with the step, so an accumulator updated in place is written with its value at each step."""
+    torch = pytest.importorskip("torch")
+    from metricreg import host
+
+    t = torch.tensor(0.5)
+    previous = host.open_step_scalars()
+    try:
+        assert A.host_scalar(t) == 0.5
+        t.add_(1.0)  # nothing does this inside a due step; it shows that the first read is the one kept
+        assert A.host_scalar(t) == 0.5
+    finally:
+        host.close_step_scalars(previous)
+    assert host.step_scalars is previous and A.host_scalar(t) == 1.5
+
+
+def test_an_accumulator_updated_in_place_is_written_at_each_step(tmp_path):
+    torch = pytest.importorskip("torch")
+    import metricreg as mr
+    from tests.core.eventfiles import scalars
+
+    running = torch.tensor(0.0)
+    grad_norm = torch.tensor(0.0)
+    with mr.Monitor(tmp_path) as mon:
+        for step in range(31):
+            running.fill_(float(step))  # the same tensor objects every step, updated in place
+            grad_norm.fill_(2.0 * step)
+            mon.step(step, loss=running, grad_norm=grad_norm, max_norm=1e9)
+    written = scalars(tmp_path)
+    assert written["train/loss"] == [(0, 0.0), (10, 10.0), (20, 20.0), (30, 30.0)]
+    assert written["train/optimization/grad_norm"] == [(0, 0.0), (10, 20.0), (20, 40.0), (30, 60.0)]
+    assert [v for _, v in written["train/stability/nonfinite_loss"]] == [0.0] * 4
