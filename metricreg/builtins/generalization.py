@@ -115,9 +115,8 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
         if type(raw) is float:
             v: Any = raw
         elif raw is None or not A.is_scalar_like(raw):
-            if (kind is bool or (not isinstance(raw, (int, float)) and not A.is_array(raw))) and len(
-                _NEVER_SCALAR
-            ) < 64:
+            never = kind is bool or (not isinstance(raw, (int, float)) and not A.is_array(raw))
+            if never and len(_NEVER_SCALAR) < 64:
                 _NEVER_SCALAR.add(kind)
             continue
         else:

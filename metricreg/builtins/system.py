@@ -37,7 +37,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") and "SC_PAGE_SIZE" 
 _nvml: dict[str, Any] = {"state": None}  # None: not tried, False: unavailable, else the module
 
 
-_statm: dict[str, int] = {}  # pid -> a descriptor of /proc/<pid>/statm, opened once per process
+_statm: dict[str, int] = {}  # {"pid": the process that opened it, "fd": its /proc/<pid>/statm descriptor}
 
 
 def _read_statm() -> bytes:
