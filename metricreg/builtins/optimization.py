@@ -85,6 +85,8 @@ def _group_label(group: dict, i: int) -> str:
 def learning_rate(optimizer: Any) -> Any:
     """Learning rate per param group (torch-style ``param_groups``) or from optax ``hyperparams``."""
     groups = getattr(optimizer, "param_groups", None)
+    if groups and len(groups) == 1 and isinstance(groups[0], dict) and "lr" in groups[0]:
+        return A.detach(groups[0]["lr"])  # one group (the usual case): its value, no label to make
     if groups:
         values = {}
         for i, group in enumerate(groups):
