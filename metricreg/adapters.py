@@ -430,12 +430,20 @@ def torch_sample_flat(x: Any, copy: bool = False, cap: int = SAMPLE_PER_TENSOR) 
 
 
 def torch_sampled_sq_norm(pairs: Iterable[tuple[Any, float]]) -> Any:
-    """:func:`sampled_sq_norm` for torch vectors: Σ weight·‖v‖², accumulated in the same order."""
+    """:func:`sampled_sq_norm` for torch vectors: Σ weight·‖v‖², accumulated in the same order.
+
+    The squares come from one ``_foreach_mul`` (the same elementwise products as ``v * v``, one
+    dispatch instead of one per tensor); each tensor's sum is still its own ``torch.sum``, so
+    every value is bit for bit the array-API route's (tests/builtins/test_optimization_fast.py).
+    """
     torch = sys.modules["torch"]
+    pairs = list(pairs)
+    if not pairs:
+        return None
+    vfs = [v if v.dtype in (torch.float32, torch.float64) else v.to(torch.float32) for v, _ in pairs]
     total = None
-    for v, w in pairs:
-        vf = v if v.dtype in (torch.float32, torch.float64) else v.to(torch.float32)
-        part = torch.sum(vf * vf)
+    for square, (_, w) in zip(torch._foreach_mul(vfs, vfs), pairs, strict=True):
+        part = torch.sum(square)
         if w != 1.0:
             part = part * w
         total = part if total is None else total + part

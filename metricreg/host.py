@@ -17,6 +17,25 @@ from typing import Any
 
 import numpy as np
 
+# The floats read from one-element CPU arrays during one due step (metricreg.arrays.host_scalar):
+# id -> (array, value). Several metrics read the same input (the loss: five of the defaults);
+# within a due step nothing changes it, so the first read serves them all. Set by the Monitor
+# around its metrics (open_step_scalars/close_step_scalars) and dropped after: across steps an
+# accumulator updated in place is read anew. The array is kept in the entry, so its id is not reused.
+step_scalars: dict[int, tuple[Any, float]] | None = None
+
+
+def open_step_scalars() -> dict[int, tuple[Any, float]] | None:
+    """Start a due step's memo of host scalars; returns the previous one for close_step_scalars."""
+    global step_scalars
+    previous, step_scalars = step_scalars, {}
+    return previous
+
+
+def close_step_scalars(previous: dict[int, tuple[Any, float]] | None) -> None:
+    global step_scalars
+    step_scalars = previous
+
 
 class CaptureError(ValueError):
     """A value that could not be copied at its step (for example a JAX buffer already donated)."""

@@ -15,13 +15,14 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from time import perf_counter
 from typing import Any
 
 from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.cost import CostMeter
 from metricreg.health import Alert
-from metricreg.host import CaptureError, capture, is_scalar_like
+from metricreg.host import CaptureError, capture, close_step_scalars, is_scalar_like, open_step_scalars
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
 from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
@@ -110,9 +111,23 @@ def _captured(value: Any) -> Any:
 
 
 _SPECIAL = ("state", "split", "inputs")  # arguments the Monitor fills itself, never inputs
+_CONTEXT = ("step", "event", "shared")  # the per-step context of Inputs: found there before the raw inputs
+_NO_INPUTS: Mapping[str, Any] = {}
+_MISSING = object()
 
 # type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
 _ITERATOR_TYPES: dict[type, bool] = {}
+
+
+def _fill(name: str, params: tuple[str, ...]) -> int:
+    """How the Monitor fills argument ``name`` of a metric (see _Compiled.plan)."""
+    if name == "split":
+        return 0
+    if name == "inputs":
+        return 1
+    if name not in params:
+        return 3
+    return 2 if name in _CONTEXT else 4
 
 
 class _Compiled:
@@ -120,6 +135,7 @@ class _Compiled:
 
     __slots__ = (
         "consecutive",
+        "cost",
         "disabled",
         "failures",
         "fan_out",
@@ -153,14 +169,11 @@ class _Compiled:
         self.fan_out = reg.metric.fan_out
         self.predicate = isinstance(self.schedule, Predicate)
         # Precomputed once, so a due step does not re-derive them per call: the inputs that must be
-        # present, and how each argument is filled (0: split, 1: inputs, 2: required, 3: optional).
+        # present, and how each argument is filled (0: split, 1: inputs, 2: required, 3: optional;
+        # 4: required and not a context name, so a value passed as it is can be taken from the raw dict).
         self.wants_state = "state" in self.params or "state" in self.optional
         self.required = tuple(n for n in self.params if n not in _SPECIAL)
-        self.plan = tuple(
-            (n, 0 if n == "split" else 1 if n == "inputs" else 2 if n in self.params else 3)
-            for n in self.params + self.optional
-            if n != "state"
-        )
+        self.plan = tuple((n, _fill(n, self.params)) for n in self.params + self.optional if n != "state")
         self.failures = 0
         self.consecutive = 0
         self.disabled = False
@@ -170,6 +183,7 @@ class _Compiled:
         self.first_failure: int | None = None
         self.last_failure: int | None = None
         self.last_message = ""
+        self.cost: list[float] = [0, 0.0, 0.0]  # replaced by the Monitor's CostMeter slot
 
     def series_key(self, split: str, key: str | None, member: str | None) -> SeriesKey:
         cache_key = (split, key, member)
@@ -246,6 +260,8 @@ class Monitor:
         self.plugin_manager = get_plugin_manager(plugins, builtins=builtins)
         self.registry = collect(self.plugin_manager, cfg, [*inputs, *options.get("inputs", ())])
         self._table = [_Compiled(reg) for reg in self.registry.metrics]
+        for compiled in self._table:
+            compiled.cost = self._cost.slot(compiled.name)
         self._by_event: dict[str, list[_Compiled]] = {"step": [], "eval": [], "epoch_end": []}
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
@@ -463,25 +479,29 @@ class Monitor:
         shared: list[tuple[SeriesKey, Any]] = []
         writes = self.rank == 0
         exchange = self._exchange if self._exchange is not None and self._exchange.active else None
-        for compiled in table:
-            if compiled.disabled:
-                continue
-            if event == "step":
-                if compiled.predicate:
-                    if not self._predicate_due(compiled, position):
-                        continue
-                elif compiled.next_due > position:
+        memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
+        try:
+            for compiled in table:
+                if compiled.disabled:
                     continue
-                else:
-                    compiled.next_due = compiled.schedule.next_due(position + 1)
-            elif not compiled.schedule.is_due(position):
-                continue
-            is_shared = exchange is not None and compiled.name in exchange.shared
-            if not writes and not is_shared:
-                continue  # only metrics shared across ranks run beyond rank 0
-            self._run_one(
-                compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results
-            )
+                if event == "step":
+                    if compiled.predicate:
+                        if not self._predicate_due(compiled, position):
+                            continue
+                    elif compiled.next_due > position:
+                        continue
+                    else:
+                        compiled.next_due = compiled.schedule.next_due(position + 1)
+                elif not compiled.schedule.is_due(position):
+                    continue
+                is_shared = exchange is not None and compiled.name in exchange.shared
+                if not writes and not is_shared:
+                    continue  # only metrics shared across ranks run beyond rank 0
+                self._run_one(
+                    compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results, raw
+                )
+        finally:
+            close_step_scalars(memo)
         if exchange is not None and (event != "step" or position >= exchange.next_due):
             if event == "step":
                 exchange.advance(position)
@@ -547,19 +567,29 @@ class Monitor:
         tag_split: str,
         step: int,
         out: list[tuple[SeriesKey, Any]],
+        raw: Mapping[str, Any] = _NO_INPUTS,
     ) -> None:
-        """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written."""
+        """Run one due metric; ``split`` is the data split it sees, ``tag_split`` where it is written.
+
+        ``raw`` (the inputs as passed) answers "is it given?" with a dict lookup before asking
+        ``inputs``, which also knows the derived ones. The timing is the CostMeter's, inlined
+        (see CostMeter): a due metric costs no method call beyond its own compute.
+        """
         for name in compiled.required:
-            if name not in inputs:
+            if name not in raw and name not in inputs:
                 if not compiled.reported_missing:
                     compiled.reported_missing = True
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return
-        self._cost.start(compiled.name, compiled.plugin, step)
+        cost = self._cost
+        running = cost.running = (compiled.name, compiled.plugin, step, perf_counter())
         try:
             kwargs: dict[str, Any] = {}
             for name, how in compiled.plan:
-                if how == 2:  # required: present (checked above)
+                if how == 4:  # required (present: checked above); passed as a value, it is that value
+                    value = raw.get(name, _MISSING)
+                    kwargs[name] = inputs[name] if value is _MISSING or is_deferred(value) else value
+                elif how == 2:
                     kwargs[name] = inputs[name]
                 elif how == 3:
                     if name in inputs:
@@ -579,7 +609,12 @@ class Monitor:
             else:
                 if wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
-                self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
+                result = compiled.metric.compute(**kwargs)
+                if type(result) is float:  # the commonest result on CPU (A.host_scalar): no call, no copy
+                    series = compiled.series.get((tag_split, None, None))
+                    out.append((series or compiled.series_key(tag_split, None, None), result))
+                elif result is not None:
+                    self._collect(compiled, result, tag_split, None, out)
         except (KeyboardInterrupt, SystemExit):
             raise
         except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
@@ -589,7 +624,15 @@ class Monitor:
         else:
             compiled.consecutive = 0
         finally:
-            self._cost.stop()
+            elapsed = perf_counter() - running[3]
+            cost.running = None
+            acc = compiled.cost
+            acc[1] += elapsed
+            acc[0] += 1
+            if elapsed > acc[2]:
+                acc[2] = elapsed
+            if elapsed > cost.alarm:
+                cost.finish(running, elapsed)
 
     def _collect(
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]

@@ -66,6 +66,8 @@ def record_bytes(record: tuple) -> int:
         return 64
     total = 64 + 32 * len(values)
     for value in values:
+        if type(value) in PLAIN_TYPES:  # most due values are floats: no failed attribute lookup for each
+            continue
         size = getattr(value, "nbytes", None)
         if isinstance(size, int):
             total += size

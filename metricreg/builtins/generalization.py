@@ -95,6 +95,11 @@ def _value(v: Any) -> Any:
     return float(v)
 
 
+# Types whose values are never scalars (a model, an optimizer, None): is_scalar_like is False for
+# them by type alone, so accumulate skips them with one set lookup a due step. Bounded.
+_NEVER_SCALAR: set[type] = set()
+
+
 def accumulate(inputs: Any, shared: dict | None = None) -> None:
     """Add this step's scalar inputs to every open training window (writes nothing)."""
     if shared is None:
@@ -103,10 +108,20 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
     for name in inputs.provided():
         if name in EXCLUDE:
             continue
-        raw = A.host_scalar(inputs.peek(name))  # CPU scalars: float sums, not torch kernels
-        if raw is None or not A.is_scalar_like(raw):
+        raw = inputs.peek(name)
+        kind = type(raw)
+        if kind in _NEVER_SCALAR:
             continue
-        v = _value(raw)
+        raw = A.host_scalar(raw)  # CPU scalars: float sums, not torch kernels
+        if type(raw) is float:
+            v: Any = raw
+        elif raw is None or not A.is_scalar_like(raw):
+            never = kind is bool or (not isinstance(raw, (int, float)) and not A.is_array(raw))
+            if never and len(_NEVER_SCALAR) < 64:
+                _NEVER_SCALAR.add(kind)
+            continue
+        else:
+            v = _value(raw)
         for window in windows.values():
             acc = window.get(name)
             if acc is None:

@@ -38,11 +38,12 @@ def init_distance(model: Any, state: dict | None = None) -> Any:
     if start is None:
         start = state["theta0"] = {name: adapters.sample_copy(p) for name, p in params}
     names, samples, olds, weights = [], [], [], []
+    sample_flat = adapters.torch_sample_flat if adapters.plain_torch([p for _, p in params]) else adapters.sample_flat
     for name, p in params:
         if name not in start:
             continue
         old, w_old = start[name]
-        sample, weight = adapters.sample_flat(p)
+        sample, weight = sample_flat(p)  # plain torch: the same entries without the array-API wrappers
         if tuple(sample.shape) != tuple(old.shape) or weight != w_old:
             continue
         names.append(name)

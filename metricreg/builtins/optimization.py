@@ -85,6 +85,8 @@ def _group_label(group: dict, i: int) -> str:
 def learning_rate(optimizer: Any) -> Any:
     """Learning rate per param group (torch-style ``param_groups``) or from optax ``hyperparams``."""
     groups = getattr(optimizer, "param_groups", None)
+    if groups and len(groups) == 1 and isinstance(groups[0], dict) and "lr" in groups[0]:
+        return A.detach(groups[0]["lr"])  # one group (the usual case): its value, no label to make
     if groups:
         values = {}
         for i, group in enumerate(groups):
@@ -105,6 +107,9 @@ def grad_norm_metric(grad_norm: Any) -> Any:
     # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
     if grad_norm is None:
         return None
+    torch = sys.modules.get("torch")
+    if torch is not None and type(grad_norm) is torch.Tensor and not grad_norm.__dict__:
+        return A.host_scalar(grad_norm)  # a plain tensor without shard marks (clip_grad_norm_'s): the usual case
     norm = A.detach(adapters.local_tensor(grad_norm))
     if getattr(norm, "_metricreg_shard", None) is not None or adapters.is_shard_sum(norm):
         return norm  # a per-rank shard norm: the exchange combines it by its marks, kept on the tensor
@@ -116,8 +121,9 @@ def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> A
     if grad_norm is None or max_norm is None:
         return None
     state = {} if state is None else state
-    gn = A.host_scalar(A.detach(grad_norm))  # a CPU tensor becomes a float: no torch kernels
+    gn = A.host_scalar(grad_norm)  # a CPU tensor becomes a float: no torch kernels
     if A.is_array(gn):
+        gn = A.detach(gn)
         xp = A.namespace(gn)
         # A non-finite norm counts as clipped in the window (it must not poison the running sum);
         # the value written for this step is NaN (stability/nonfinite_grads raises the alarm).
@@ -172,7 +178,7 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     if snap is not None and snap[0] < step:
         prev = {name: (sample, weight) for name, sample, weight in snap[1]}
         fast = adapters.plain_torch([p for _, p in params])  # the same values without the array-API wrappers
-        diffs, bases = [], []
+        diffs, bases, samples = [], [], []
         for name, p in params:
             if name not in prev:
                 continue
@@ -180,10 +186,15 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
             old, w_old = prev[name]
             if tuple(old.shape) != tuple(sample.shape) or w_old != weight:
                 continue
-            diffs.append((sample - old, weight))
+            if fast:
+                samples.append(sample)  # subtracted below in one _foreach_sub (the same differences)
+            else:
+                diffs.append((sample - old, weight))
             bases.append((old, weight))
-        if diffs and fast and A.is_torch(diffs[0][0]):
+        if samples and A.is_torch(samples[0]):
             torch = sys.modules["torch"]
+            moved = torch._foreach_sub(samples, [old for old, _ in bases])
+            diffs = [(d, w) for d, (_, w) in zip(moved, bases, strict=True)]
             per_step = torch.sqrt(adapters.torch_sampled_sq_norm(diffs)) / float(step - snap[0])
             result = per_step / torch.clamp(torch.sqrt(adapters.torch_sampled_sq_norm(bases)), min=1e-30)
         elif diffs:

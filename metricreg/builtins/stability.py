@@ -70,8 +70,34 @@ def scalar_loss(loss: Any) -> Any:
     return np.float64(loss)
 
 
-# CPU losses arrive as numpy floats (A.host_scalar): NaN/Inf are results here, as they are on
-# torch, so numpy's "invalid value" / "divide by zero" warnings are silenced in these functions.
+def host_float(loss: Any) -> float | None:
+    """The loss as a Python float when :func:`scalar_loss` would take its float route, else None.
+
+    The host routes below run on Python floats, which never warn, so they skip ``_QUIET``: entering
+    ``np.errstate`` costs more than the whole rule (~3 us cold, per rule and due step). Python
+    float arithmetic is IEEE double arithmetic, the same as numpy's float64; only a division by
+    zero differs (it raises), and :func:`_div` gives numpy's result there.
+    """
+    x = A.host_scalar(loss)
+    if type(x) is float:
+        return x
+    if A.is_array(x) and not isinstance(x, np.generic):
+        return None
+    return float(np.float64(x))
+
+
+def _div(a: float, b: float) -> float:
+    """a / b with numpy float64 semantics for b == 0 (±inf, or NaN for 0/0 and NaN/0)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0.0 or a != a:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+# Device losses: NaN/Inf are results here, so numpy's "invalid value" / "divide by zero" warnings
+# are silenced in the array versions (the host-float versions cannot warn: see host_float).
 _QUIET = np.errstate(all="ignore")
 
 
@@ -87,22 +113,32 @@ def _indicator_nonfinite(x: Any) -> Any:
 
 
 def nonfinite_loss(loss: Any) -> Any:
+    value = host_float(loss)
+    if value is not None:
+        return 0.0 if math.isfinite(value) else 1.0
     return _indicator_nonfinite(scalar_loss(loss))
 
 
 def nonfinite_grads(grad_norm: Any) -> Any:
     if grad_norm is None:
         return None
+    value = host_float(grad_norm)
+    if value is not None:
+        return 0.0 if math.isfinite(value) else 1.0
     return _indicator_nonfinite(scalar_loss(grad_norm))
 
 
-@_QUIET
 def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     """Lightning-style spike detection on the sampled loss (see the module docstring)."""
     state = {} if state is None else state
-    value = scalar_loss(loss)
-    if isinstance(value, np.generic):
+    value = host_float(loss)
+    if value is not None:
         return _spikes_host(value, state)
+    return _spikes_array(scalar_loss(loss), state)
+
+
+@_QUIET
+def _spikes_array(value: Any, state: dict) -> dict[str, Any]:
     xp = _ns(value)
     finite = xp.isfinite(value)
     window: list = state.setdefault("window", [])
@@ -172,8 +208,8 @@ def _median_finite(xp: Any, samples: list, dtype: Any) -> Any:
     return xp.take(ordered, xp.reshape(idx, (1,)), axis=0)[0]
 
 
-def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
-    """spikes() for a host float: the same rule in scalar arithmetic (numpy float semantics).
+def _spikes_host(value: float, state: dict) -> dict[str, Any]:
+    """spikes() for a host float: the same rule in Python float arithmetic (numpy float64 results).
 
     A CPU loss is read as a float (A.host_scalar); running the array version on it costs a
     dozen numpy ufunc calls, which are cold after a training step (~150 us a due step). A test
@@ -185,26 +221,30 @@ def _spikes_host(value: np.float64, state: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if len(window) >= SPIKE_WINDOW:
         ok = [w for w in window[-SPIKE_WINDOW:] if math.isfinite(w)]
-        mean = np.float64(sum(ok) / len(ok)) if ok else np.float64(math.nan)
+        mean = sum(ok) / len(ok) if ok else math.nan
         cond = value > window[-1] and abs(value - mean) >= SPIKE_RTOL * abs(mean)
         if SPIKE_ATOL is not None:
             cond = cond and abs(value - mean) >= abs(SPIKE_ATOL)
         if median is not None:
             cond = cond and abs(value - mean) >= SPIKE_ATOL_FRAC * abs(median)
         spike = cond or not finite
-        out["ratio"] = value / mean
+        out["ratio"] = _div(value, mean)
     else:
         spike = not finite  # warm-up: only non-finite values count
-    return _record_spike(np.float64(1.0 if spike else 0.0), value, window, state, out)
+    return _record_spike(1.0 if spike else 0.0, value, window, state, out)
 
 
-@_QUIET
 def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
     state = {} if state is None else state
-    value = scalar_loss(loss)
-    if isinstance(value, np.generic):
+    value = host_float(loss)
+    if value is not None:
         return _plateau_host(value, step, state)
+    return _plateau_array(scalar_loss(loss), step, state)
+
+
+@_QUIET
+def _plateau_array(value: Any, step: int, state: dict) -> Any:
     xp = _ns(value)
     finite = xp.isfinite(value)
     w = PLATEAU_SMOOTHING
@@ -234,7 +274,6 @@ def _warming_up(warmup: Any) -> bool:
         return False
 
 
-@_QUIET
 def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> Any:
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
@@ -252,10 +291,15 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
     state = {} if state is None else state
     if _warming_up(warmup):
         state.clear()
-        return np.float64(0.0)
-    value = scalar_loss(loss)
-    if isinstance(value, np.generic):
-        return _progress_lost_host(float(value), state)
+        return 0.0
+    value = host_float(loss)
+    if value is not None:
+        return _progress_lost_host(value, state)
+    return _progress_lost_array(scalar_loss(loss), state)
+
+
+@_QUIET
+def _progress_lost_array(value: Any, state: dict) -> Any:
     xp = _ns(value)
     finite = xp.isfinite(value)
     initial = _early_median(state, value, xp)
@@ -276,7 +320,7 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
     return xp.where(meaningful, lost, 0.0)
 
 
-def _progress_lost_host(value: float, state: dict) -> np.float64:
+def _progress_lost_host(value: float, state: dict) -> float:
     """progress_lost() for a host float in scalar arithmetic (the array version costs ~150 us of cold
     numpy calls per due step); tests/builtins/test_stability_host.py keeps the two equal."""
     finite = math.isfinite(value)
@@ -290,11 +334,11 @@ def _progress_lost_host(value: float, state: dict) -> np.float64:
         best = smoothed
     state.update(ema=ema, n=n, best=best)
     if initial is None:
-        return np.float64(0.0)
+        return 0.0
     learned = initial - best
     if not (math.isfinite(learned) and learned > PROGRESS_MIN_LEARNED * abs(initial)):
-        return np.float64(0.0)
-    return np.float64((smoothed - best) / learned)
+        return 0.0
+    return (smoothed - best) / learned
 
 
 def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
@@ -313,6 +357,13 @@ def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
         raw = inputs[name]
         if raw is None or not A.is_scalar_like(raw):
             continue
+        host = host_float(raw)
+        if host is not None:  # a Python float: no array namespace (whose first use imports ~35 ms of modules)
+            prev = best.get(name)
+            top = host if prev is None else (_maximum(prev, host) if math.isfinite(host) else prev)
+            best[name] = top
+            out[name] = top - host
+            continue
         value = scalar_loss(raw)
         xp = _ns(value)
         prev = best.get(name)
@@ -322,12 +373,18 @@ def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
     return out or None
 
 
-def _plateau_host(value: np.float64, step: int, state: dict) -> np.float64:
-    """plateau() for a host float: the same rule in scalar arithmetic (see _spikes_host)."""
+def _maximum(a: float, b: float) -> float:
+    """numpy.maximum for floats: NaN if either is NaN."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
+
+
+def _plateau_host(value: float, step: int, state: dict) -> float:
+    """plateau() for a host float: the same rule in Python float arithmetic (see _spikes_host)."""
     w = PLATEAU_SMOOTHING
     if "ema" not in state:
-        zero = np.float64(0.0)
-        state.update(ema=zero, n=zero, best=zero + math.inf, since=zero, last_step=step)
+        state.update(ema=0.0, n=0.0, best=math.inf, since=0.0, last_step=step)
     finite = math.isfinite(value)
     ema = state["ema"] * w + (1.0 - w) * value if finite else state["ema"]
     n = state["n"] + (1.0 if finite else 0.0)
@@ -335,16 +392,27 @@ def _plateau_host(value: np.float64, step: int, state: dict) -> np.float64:
     best = state["best"]
     improved = finite and (smoothed < best * (1.0 - PLATEAU_THRESHOLD) or math.isinf(best))
     elapsed = float(max(0, step - state["last_step"]))
-    since = np.float64(0.0) if improved else state["since"] + elapsed
+    since = 0.0 if improved else state["since"] + elapsed
     state.update(ema=ema, n=n, best=smoothed if improved else best, since=since, last_step=step)
     return since + 0.0 * value  # NaN loss -> NaN
 
 
-@_QUIET
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
-    value = scalar_loss(loss)
+    host = host_float(loss)
+    if host is not None:  # Python floats: no np.errstate, no array namespace (see host_float)
+        best = state.get("best", math.inf)
+        improved = math.isfinite(host) and (host < best * (1.0 - PLATEAU_THRESHOLD) or math.isinf(best))
+        bad = 0.0 if improved else state.get("bad", 0.0) + 1.0
+        state["best"] = host if improved else best
+        state["bad"] = bad
+        return bad
+    return _eval_plateau_array(scalar_loss(loss), state)
+
+
+@_QUIET
+def _eval_plateau_array(value: Any, state: dict) -> Any:
     xp = _ns(value)
     finite = xp.isfinite(value)
     best = state.get("best")
@@ -359,11 +427,16 @@ def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     return bad
 
 
-@_QUIET
 def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
     state = {} if state is None else state
-    value = scalar_loss(loss)
+    value = host_float(loss)
+    if value is not None:  # Python floats cannot warn: no np.errstate (see host_float)
+        return _loss_trend(value, step, state)
+    return _loss_trend_array(scalar_loss(loss), step, state)
+
+
+def _loss_trend(value: Any, step: int, state: dict) -> Any:
     hist: list = state.setdefault("history", [])
     hist.append((step, value))
     del hist[:-TREND_WINDOW]
@@ -383,9 +456,11 @@ def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
         scale = abs(v) if scale is None else scale + abs(v)  # __abs__: no namespace call per sample
     scale = scale / float(len(hist))
     if isinstance(scale, (float, np.floating)):  # host floats (CPU losses): no array namespace round trip
-        return np.float64(slope * 1000.0 / max(scale, 1e-30))  # max keeps a NaN scale, as clip does
+        return slope * 1000.0 / max(scale, 1e-30)  # max keeps a NaN scale, as clip does
     return slope * 1000.0 / _ns(value).clip(scale, 1e-30, None)
 
+
+_loss_trend_array = _QUIET(_loss_trend)
 
 _REMEDY_NONFINITE = (
     "Training produced NaN/Inf: lower the learning rate, enable gradient clipping, check the loss for "

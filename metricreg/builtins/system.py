@@ -37,11 +37,26 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") and "SC_PAGE_SIZE" 
 _nvml: dict[str, Any] = {"state": None}  # None: not tried, False: unavailable, else the module
 
 
+_statm: dict[str, int] = {}  # {"pid": the process that opened it, "fd": its /proc/<pid>/statm descriptor}
+
+
+def _read_statm() -> bytes:
+    """/proc/self/statm through a descriptor kept open: one pread a due step instead of open/read/close.
+
+    Keyed by pid: a forked child inherits the descriptor, which still reads its parent's memory.
+    """
+    pid = os.getpid()
+    fd = _statm.get("fd") if _statm.get("pid") == pid else None
+    if fd is None:
+        fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        _statm.update(pid=pid, fd=fd)  # a parent's descriptor left in a child is not closed: it is the parent's
+    return os.pread(fd, 256, 0)
+
+
 def rss_bytes() -> float | None:
     try:
-        with open("/proc/self/statm", "rb") as fh:
-            return float(int(fh.read().split()[1]) * _PAGE)
-    except (OSError, ValueError, IndexError):
+        return float(int(_read_statm().split()[1]) * _PAGE)
+    except (OSError, ValueError, IndexError, AttributeError):  # AttributeError: no os.pread (Windows)
         pass
     try:
         import resource

@@ -151,3 +151,18 @@ def test_score_gap_counts_only_while_the_eval_loss_is_above_its_best(fw):
     assert close(alone["accuracy_overfit"], 0.2, fw.rtol)
     metric = {m.name: m for m in G.METRICS}["gap"]
     assert metric.split == "gap" and metric.schedule.event == "eval"
+
+
+def test_accumulate_skips_non_scalars_by_type_but_never_a_scalar():
+    """accumulate remembers types that are never scalars (a model, None, a bool): a later scalar of another
+    type under the same name, and every scalar beside them, is still summed exactly."""
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(2, 2)
+    shared: dict = {}
+    given = [None, True, torch.tensor(0.5), np.float32(1.5), 2, torch.tensor([0.25, 0.75])]
+    for value in given:  # the same name: None and the bool are skipped, the rest summed
+        G.accumulate(inputs(loss=value, model=model, accuracy=torch.tensor(0.75), flag=False), shared)
+    window = shared[G.WINDOWS_KEY]["*"]
+    assert set(window) == {"loss", "accuracy"}  # neither the model nor the bools
+    assert window["loss"][1] == 3 and float(window["loss"][0]) == 0.5 + 1.5 + 2.0  # the 2-element tensor is no scalar
+    assert window["accuracy"] == [0.75 * len(given), len(given)]

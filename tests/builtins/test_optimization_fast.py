@@ -97,3 +97,24 @@ def test_grad_flow_fast_route_equals_array_route(monkeypatch):
         assert fast[label].dtype == slow[label].dtype and torch.equal(fast[label], slow[label]), label
     expected = torch.sqrt(sum(g.double().square().sum() for n, g in grads.items() if n.startswith("extra")))
     assert float(fast["extra"]) == pytest.approx(float(expected))
+
+
+def test_init_distance_fast_route_equals_array_route(monkeypatch):
+    """init_distance samples plain torch parameters without the array-API wrappers: the same entries, the same value."""
+    from metricreg.builtins import init_distance as D
+
+    model, step = model_and_step()
+    fast_state: dict = {}
+    slow_state: dict = {}
+    D.init_distance(model, fast_state)
+    with monkeypatch.context() as m:
+        generic(m)
+        D.init_distance(model, slow_state)
+    for _ in range(3):
+        step()
+    fast = D.init_distance(model, fast_state)
+    with monkeypatch.context() as m:
+        generic(m)
+        slow = D.init_distance(model, slow_state)
+    assert 1e-4 < float(fast) < 1.0  # the parameters did move
+    assert fast.dtype == slow.dtype and torch.equal(fast, slow), (float(fast), float(slow))

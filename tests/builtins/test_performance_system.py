@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -58,3 +60,34 @@ def test_nvml_missing_is_silent(monkeypatch):
     monkeypatch.setitem(Y._nvml, "state", False)
     got = Y.system({})
     assert not any(k.startswith("gpu_util") for k in got)
+
+
+_FORK_CHILD_RSS = """
+import os
+from metricreg.builtins import system as Y
+
+Y.rss_bytes()  # opens the descriptor in the parent first
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child grows by 256 MB between two readings
+    try:
+        before = Y.rss_bytes()
+        block = bytearray(256 << 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        os.write(write, repr(Y.rss_bytes() - before).encode())
+    finally:
+        os._exit(0)
+os.close(write)
+print(float(os.read(read, 100).decode()))
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/statm"), reason="needs fork and procfs")
+def test_rss_after_fork_is_the_childs_own():
+    """rss_bytes keeps /proc/<pid>/statm open; a forked child must read its own memory, not its parent's
+    (through the parent's descriptor it would see no growth). In a fresh process: no threads to fork."""
+    proc = subprocess.run([sys.executable, "-c", _FORK_CHILD_RSS], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip()) > 200e6  # the child's own resident memory grew by its 256 MB

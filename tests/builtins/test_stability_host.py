@@ -15,6 +15,7 @@ import pytest
 
 from metricreg import arrays as A
 from metricreg.builtins import stability as S
+from metricreg.inputs import Inputs
 from tests.builtins.conftest import value
 
 
@@ -125,7 +126,7 @@ def test_loss_trend_float_route_equals_array_route(host):
         ref = [S.loss_trend(jnp.asarray(v, dtype=jnp.float64), 50 * i, ref_state) for i, v in enumerate(losses)]
         ref = [None if r is None else value(r) for r in ref]
     assert got[:2] == [None, None] and ref[:2] == [None, None]
-    assert isinstance(got[2], np.generic)  # the float route is the one taken
+    assert isinstance(got[2], float)  # the float route is the one taken (a JAX array is not a float)
     assert max(ref[-10:]) > 0.5  # the rising tail does exercise the rule
     for step, (g, r) in enumerate(zip(got[2:], ref[2:], strict=True)):
         g = value(g)
@@ -147,3 +148,79 @@ def test_scalar_metrics_read_cpu_values_as_floats_at_their_step():
     marked = torch.tensor(2.0)
     marked._metricreg_shard_sum = True  # a per-rank shard sum keeps its tensor (and its mark) for the exchange
     assert O.grad_norm_metric(marked) is marked
+
+
+def test_div_is_numpy_float64_division():
+    """The host rules divide Python floats with _div: numpy's float64 result, a zero divisor included."""
+    cases = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan, 1e-310]
+    with np.errstate(all="ignore"):
+        for a in cases:
+            for b in cases:
+                want = float(np.float64(a) / np.float64(b))
+                got = S._div(a, b)
+                assert (math.isnan(got) and math.isnan(want)) or (
+                    got == want and math.copysign(1, got) == math.copysign(1, want)
+                ), (a, b, got, want)
+
+
+def test_host_rules_never_warn_and_never_enter_errstate(monkeypatch):
+    """The float route runs outside np.errstate (entering it costs more than the rule, per due step), so it
+    must not warn on NaN, Inf or zero losses: warnings are errors here, and the array versions (the only
+    ones inside np.errstate) are tripwires."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("an array version (inside np.errstate) ran for a CPU loss")
+
+    for name in ("_spikes_array", "_plateau_array", "_progress_lost_array", "_loss_trend_array", "_eval_plateau_array"):
+        monkeypatch.setattr(S, name, tripwire)
+    monkeypatch.setattr(S, "_ns", tripwire)  # no array namespace either (its first use imports ~35 ms of modules)
+    states: list[dict] = [{}, {}, {}, {}, {}, {}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i, v in enumerate([*series(), 0.0, 0.0, -math.inf, math.nan]):
+            loss = torch.tensor(v)
+            S.spikes(loss, states[0])
+            S.progress_lost(loss, states[1])
+            S.plateau(loss, 50 * i, states[2])
+            S.loss_trend(loss, 50 * i, states[3])
+            S.nonfinite_loss(loss)
+            S.nonfinite_grads(loss)
+            S.eval_plateau(loss, states[4])
+            S.eval_drop(Inputs({"accuracy": loss, "loss": loss}, {}, {}), states[5])
+
+
+def test_a_due_step_reads_each_cpu_scalar_once_and_each_step_anew():
+    """Within a due step one read of a CPU scalar serves every metric (metricreg.host.step_scalars); the
+    memo ends with the step, so an accumulator updated in place is written with its value at each step."""
+    torch = pytest.importorskip("torch")
+    from metricreg import host
+
+    t = torch.tensor(0.5)
+    previous = host.open_step_scalars()
+    try:
+        assert A.host_scalar(t) == 0.5
+        t.add_(1.0)  # nothing does this inside a due step; it shows that the first read is the one kept
+        assert A.host_scalar(t) == 0.5
+    finally:
+        host.close_step_scalars(previous)
+    assert host.step_scalars is previous and A.host_scalar(t) == 1.5
+
+
+def test_an_accumulator_updated_in_place_is_written_at_each_step(tmp_path):
+    torch = pytest.importorskip("torch")
+    import metricreg as mr
+    from tests.core.eventfiles import scalars
+
+    running = torch.tensor(0.0)
+    grad_norm = torch.tensor(0.0)
+    with mr.Monitor(tmp_path) as mon:
+        for step in range(31):
+            running.fill_(float(step))  # the same tensor objects every step, updated in place
+            grad_norm.fill_(2.0 * step)
+            mon.step(step, loss=running, grad_norm=grad_norm, max_norm=1e9)
+    written = scalars(tmp_path)
+    assert written["train/loss"] == [(0, 0.0), (10, 10.0), (20, 20.0), (30, 30.0)]
+    assert written["train/optimization/grad_norm"] == [(0, 0.0), (10, 20.0), (20, 40.0), (30, 60.0)]
+    assert [v for _, v in written["train/stability/nonfinite_loss"]] == [0.0] * 4
