@@ -115,6 +115,15 @@ _SPECIAL = ("state", "split", "inputs")  # arguments the Monitor fills itself, n
 _ITERATOR_TYPES: dict[type, bool] = {}
 
 
+class KeyFailure(Exception):
+    """A fan-out metric failed for one key of its dict input; names the input and the key."""
+
+    def __init__(self, input_name: str, key: object, cause: BaseException) -> None:
+        super().__init__(f"input {input_name!r}, key {key!r}: {type(cause).__name__}: {cause}")
+        self.partial = False  # True when other keys of the same step succeeded
+        self.__cause__ = cause
+
+
 class _Compiled:
     """A registered metric plus its runtime state (schedule position, failures)."""
 
@@ -571,11 +580,23 @@ class Monitor:
             fan = kwargs.get(compiled.fan_out) if compiled.fan_out else None
             wants_state = compiled.wants_state
             if fan is not None and isinstance(fan, Mapping):  # (an ABC check: skipped for the usual None)
+                failed: KeyFailure | None = None
+                succeeded = False
                 for key, value in fan.items():
                     kwargs[compiled.fan_out] = value  # type: ignore[index]
                     if wants_state:
                         kwargs["state"] = compiled.state.setdefault((split, str(key)), {})
-                    self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
+                    try:  # one bad key costs only itself: the others are still computed and written
+                        self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
+                    except InputError:
+                        raise
+                    except Exception as exc:
+                        failed = failed or KeyFailure(compiled.fan_out, key, exc)  # type: ignore[arg-type]
+                    else:
+                        succeeded = True
+                if failed is not None:
+                    failed.partial = succeeded
+                    raise failed
             else:
                 if wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
@@ -608,8 +629,11 @@ class Monitor:
             out.append((compiled.series_key(split, key, None), result if type(result) is float else _captured(result)))
 
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
+        # a fan-out that failed for some keys only is reported, but its good keys keep it enabled
+        consecutive = 0 if getattr(exc, "partial", False) else compiled.consecutive + 1
+        message = str(exc) if isinstance(exc, KeyFailure) else f"{type(exc).__name__}: {exc}"
         with self._failure_lock:
-            info = self._count_failure(compiled, step, f"{type(exc).__name__}: {exc}", compiled.consecutive + 1)
+            info = self._count_failure(compiled, step, message, consecutive)
         if self._writer is not None:
             self._writer.put(("error", step, compiled.name, info))
 

@@ -115,3 +115,20 @@ def test_a_bad_mask_never_stops_training(tmp_path):
     written = scalars(tmp_path)
     assert [s for s, _ in written["train/loss"]] == [0, 10, 20]  # the loop and the other metrics went on
     assert not any(tag.startswith("train/masking") for tag in written)
+
+
+def test_one_bad_level_costs_only_itself(tmp_path):
+    """A dict input with one bad key: the keys after it are still written, the error names input and key,
+    and the good keys keep the family enabled past max_failures steps (review12 regression)."""
+    good = np.arange(16)[None].repeat(8, 0) < 12
+    with mr.Monitor(str(tmp_path), max_failures=2) as mon:
+        for step in range(31):
+            mon.step(step, mask={"level0": good, "broken": "not a mask", "level2": good})
+        errors = mon.errors
+    written = scalars(tmp_path)
+    for level in ("level0", "level2"):  # level2 comes after the bad key; 4 due steps > max_failures
+        assert [s for s, _ in written[f"train/masking/{level}/ratio"]] == [0, 10, 20, 30]
+    assert not any("broken" in tag for tag in written)
+    error = errors["masking"]
+    assert "'mask'" in error["last_message"] and "'broken'" in error["last_message"]
+    assert error["count"] == 4 and not error["disabled"]
