@@ -147,3 +147,21 @@ def test_mismatched_widths_fail_on_the_training_thread():
     rng = np.random.default_rng(2)
     with pytest.raises(ValueError, match="matmul|shape|dimension"):
         R.paired({"a": rng.standard_normal((8, 4)), "b": rng.standard_normal((8, 4)), "c": rng.standard_normal((8, 5))})
+
+
+@pytest.mark.parametrize("rows", [(64, 32), (2560, 1920)])  # the second: both above the 1,024-row sample
+def test_modalities_with_other_rows_are_an_error_naming_them(fw, rows):
+    """Rows are pairs: other row counts used to be cut to the shorter (or sub-sampled with different
+    selections) and gave a silent, wrong alignment (review12 regression)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((rows[0], 8))
+    data = {"text": fw.array(a), "image": fw.array(a[: rows[1]] + 0.01)}
+    for fn in (R.paired, R.similarity_image):
+        with pytest.raises(ValueError, match=r"paired_embeddings\['image'\] has shape .* but \['text'\]"):
+            fn(data)
+
+
+def test_a_modality_that_is_not_an_array_is_named(fw):
+    data = {"text": fw.array(np.ones((4, 3))), "image": None}
+    with pytest.raises(ValueError, match=r"paired_embeddings\['image'\] must be an \(n, d\) array, got NoneType"):
+        R.paired(data)
