@@ -123,7 +123,9 @@ def _knn(features: Any, labels: Any, k: int = K) -> Any:
         hit = xp.logical_and(pick, votes_for == xp.take(labels, rows, axis=0)[:, None])
         part = xp.sum(xp.astype(hit, f.dtype))
         correct = part if correct is None else correct + part
-    return correct / float(n)
+    accuracy = correct / float(n)
+    # a non-finite feature has no meaningful neighbours (NaN similarities sort anywhere): NaN, as the linear probe
+    return xp.where(xp.all(xp.isfinite(f)), accuracy, xp.full_like(accuracy, math.nan))
 
 
 def _nearest(xp: Any, sim: Any, k: int) -> Any:

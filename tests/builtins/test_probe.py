@@ -115,3 +115,14 @@ def test_monitor_computes_on_the_writer_thread_every_1000_steps(tmp_path, monkey
     written = scalars(tmp_path)["train/probe/knn_accuracy"]
     assert [s for s, _ in written] == [0, 1000]
     assert written[0][1] == pytest.approx(reference(features, labels), abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_give_nan_not_a_number_that_looks_real(fw, bad):
+    """A NaN or inf feature row used to sort somewhere among the neighbours and give a plausible accuracy
+    (0.36 for 0.385 clean) while the linear probe wrote NaN (review12 regression)."""
+    features, labels = clusters(200, 8, 3, 1.0, seed=5)
+    features[17, 3] = bad
+    got = P.knn_accuracy((fw.array(features), fw.array(labels)))
+    assert np.isnan(value(got))
+    assert np.isnan(value(P.linear_accuracy((fw.array(features), fw.array(labels)))))
