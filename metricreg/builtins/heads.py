@@ -111,8 +111,14 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
     named_grads = adapters.named_grads(grads) if grads is not None else []
     out: dict[str, Any] = {}
     norms = []
+    labels: dict[str, Any] = {}
     for name, spec in heads.items():
         label = _label(name)
+        if label in labels:  # "a b" and "a_b" share a tag: one head's values would overwrite the other's
+            raise ValueError(
+                f"heads: heads {labels[label]!r} and {name!r} both write the tag name {label!r}: rename one"
+            )
+        labels[label] = name
         ps, gs = _head_arrays(spec, name, params, named_grads or [], model)
         if gs:
             norm = adapters.global_norm(gs)

@@ -140,3 +140,11 @@ def test_structured_heads_a_stopped_head_constant_and_offset_parameters(fw):
     assert got["dead/param_std"] == 0.0 and got["dead/param_mean"] == 0.25
     assert got["dead/grad_norm"] == 0.0
     assert close(got["grad_ratio"], np.linalg.norm(reference(grads["live"])) / 1e-30, fw.rtol)  # min clamped at 1e-30
+
+
+def test_two_head_names_with_one_tag_are_an_error_naming_both():
+    """'rgb head' and 'rgb_head' both become the tag 'rgb_head': the second head's values silently replaced the
+    first's (and its grad norm still entered grad_ratio) (review12 regression)."""
+    params, grads = two_heads()
+    with pytest.raises(ValueError, match=r"heads 'rgb head' and 'rgb_head' both write the tag name 'rgb_head'"):
+        H.head_stats({"rgb head": "rgb_head", "rgb_head": "clip_head"}, grads=grads, model=params)
