@@ -132,3 +132,17 @@ def test_one_bad_level_costs_only_itself(tmp_path):
     error = errors["masking"]
     assert "'mask'" in error["last_message"] and "'broken'" in error["last_message"]
     assert error["count"] == 4 and not error["disabled"]
+
+
+def test_a_float_mask_is_summed_so_garbage_shows(fw):
+    """A float mask with NaN (or non-0/1) entries counted each as one masked token: a NaN mask read as
+    ratio 1.0. Now it is Σ mask / (B·N) as documented: NaN for NaN, 0.5 for halves (review12 regression)."""
+    half = fw.array(np.full((4, 10), 0.5, dtype=np.float32))
+    assert values(M.masking(half))["ratio"] == pytest.approx(0.5)
+    broken = np.zeros((4, 10), dtype=np.float32)
+    broken[:, :3] = 1.0
+    broken[1, 7] = np.nan
+    got = values(M.masking(fw.array(broken)))
+    assert all(np.isnan(v) for v in got.values())
+    broken[1, 7] = 0.0
+    assert values(M.masking(fw.array(broken)))["ratio"] == pytest.approx(0.3)  # 0/1 floats: unchanged
