@@ -59,6 +59,27 @@ def _unpack(probe: Any) -> tuple[Any, Any]:
     )
 
 
+def _labels_like(features: Any, labels: Any) -> Any:
+    """Labels in the features' framework: a list, or host labels for host features of the other kind (no copy).
+
+    Labels on another framework or device than the features would need a copy onto the device on the
+    training thread: an error naming both instead.
+    """
+    if isinstance(labels, (list, tuple)):
+        labels = np.asarray(labels)
+    if not (A.is_array(features) and A.is_array(labels)) or A.namespace(features) is A.namespace(labels):
+        return labels
+    cpu_torch = A.is_torch(features) and features.device.type == "cpu"
+    if cpu_torch and isinstance(labels, np.ndarray) and labels.dtype.kind in "biuf":  # (strings: no torch dtype)
+        return sys.modules["torch"].from_numpy(np.ascontiguousarray(labels))
+    if isinstance(features, np.ndarray) and A.is_torch(labels) and labels.device.type == "cpu":
+        return labels.detach().numpy()
+    raise ValueError(
+        f"probe: features are a {type(features).__name__} but labels a {type(labels).__name__}: pass the labels "
+        "in the features' framework and on their device"
+    )
+
+
 def _shapes(features: Any, labels: Any) -> tuple[int, int]:
     if not A.is_array(features) or not A.is_array(labels):
         raise ValueError(
@@ -82,6 +103,7 @@ def _shapes(features: Any, labels: Any) -> tuple[int, int]:
 def knn_accuracy(probe: Any) -> Any:
     """Leave-one-out k-NN accuracy (cosine, k = 20) of the probe set (see the module docstring)."""
     features, labels = _unpack(probe)
+    labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
     if n < 2:
         return None
@@ -154,6 +176,7 @@ def linear_accuracy(probe: Any) -> Any:
     ``RidgeClassifier(alpha=λ)`` on the standardised features. Needs n ≥ 5 (else no value).
     """
     features, labels = _unpack(probe)
+    labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
     if n < HELD_OUT:
         return None
