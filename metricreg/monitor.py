@@ -28,6 +28,7 @@ from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
+from metricreg.spec import PartialResult
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
     PLAIN_TYPES,
@@ -119,8 +120,9 @@ class KeyFailure(Exception):
     """A fan-out metric failed for one key of its dict input; names the input and the key."""
 
     def __init__(self, input_name: str, key: object, cause: BaseException) -> None:
-        super().__init__(f"input {input_name!r}, key {key!r}: {type(cause).__name__}: {cause}")
-        self.partial = False  # True when other keys of the same step succeeded
+        what = str(cause) if isinstance(cause, PartialResult) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"input {input_name!r}, key {key!r}: {what}")
+        self.partial = False  # True when other keys (or members) of the same step succeeded
         self.__cause__ = cause
 
 
@@ -590,6 +592,9 @@ class Monitor:
                         self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
                     except InputError:
                         raise
+                    except PartialResult as exc:  # the key's good members, and its failure
+                        self._collect(compiled, exc.values, tag_split, str(key), out)
+                        failed, succeeded = failed or KeyFailure(compiled.fan_out, key, exc), True  # type: ignore[arg-type]
                     except Exception as exc:
                         failed = failed or KeyFailure(compiled.fan_out, key, exc)  # type: ignore[arg-type]
                     else:
@@ -605,6 +610,9 @@ class Monitor:
             raise
         except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
             self._input_failed(exc, step)
+        except PartialResult as exc:  # the good members are written; the failure is counted, never disables
+            self._collect(compiled, exc.values, tag_split, None, out)
+            self._failed(compiled, step, exc)
         except Exception as exc:
             self._failed(compiled, step, exc)
         else:
@@ -631,7 +639,7 @@ class Monitor:
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
         # a fan-out that failed for some keys only is reported, but its good keys keep it enabled
         consecutive = 0 if getattr(exc, "partial", False) else compiled.consecutive + 1
-        message = str(exc) if isinstance(exc, KeyFailure) else f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, (KeyFailure, PartialResult)) else f"{type(exc).__name__}: {exc}"
         with self._failure_lock:
             info = self._count_failure(compiled, step, message, consecutive)
         if self._writer is not None:
