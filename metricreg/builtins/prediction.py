@@ -264,7 +264,8 @@ def similarity_image(paired_embeddings: Any) -> Any:
 
 def _similarity_images(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> Any:
     xp = A.namespace(*arrays)
-    rows = [_rows(v, xp) for v in arrays]
+    # the rows the host route draws (the first 64 of the fixed selection), converted alone: not all n
+    rows = [A.to_float(_host_rows(v, A.MAX_ROWS)[:IMAGE_PAIRS, :], xp) for v in arrays]
     images = {key: _similarity_pixels(xp, rows[i], rows[j]) for key, i, j in pairs}
     return images.get(None, images)
 

@@ -165,3 +165,15 @@ def test_a_modality_that_is_not_an_array_is_named(fw):
     data = {"text": fw.array(np.ones((4, 3))), "image": None}
     with pytest.raises(ValueError, match=r"paired_embeddings\['image'\] must be an \(n, d\) array, got NoneType"):
         R.paired(data)
+
+
+def test_similarity_image_draws_the_same_rows_on_every_route(fw):
+    """Above the 25,600-row sample the host route drew the first 64 rows of the fixed selection and the device
+    route the first 64 rows of the input: two different pictures of the same data (max pixel difference
+    0.93), and the device route converted all n rows to float first (review12 regression)."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((A.MAX_ROWS + 4000, 6))
+    b = a + 0.5 * rng.standard_normal(a.shape)
+    rows = np.asarray(A.row_indices(len(a), A.MAX_ROWS, np, None))[:64]
+    got = np.asarray(R.similarity_image((fw.array(a), fw.array(b))))
+    assert np.allclose(got, reference_image(a[rows], b[rows]), atol=1e-5)
