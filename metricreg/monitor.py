@@ -29,6 +29,7 @@ from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.schedules import NEVER, Predicate
+from metricreg.spec import PartialResult
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
     PLAIN_TYPES,
@@ -128,6 +129,16 @@ def _fill(name: str, params: tuple[str, ...]) -> int:
     if name not in params:
         return 3
     return 2 if name in _CONTEXT else 4
+
+
+class KeyFailure(Exception):
+    """A fan-out metric failed for one key of its dict input; names the input and the key."""
+
+    def __init__(self, input_name: str, key: object, cause: BaseException) -> None:
+        what = str(cause) if isinstance(cause, PartialResult) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"input {input_name!r}, key {key!r}: {what}")
+        self.partial = False  # True when other keys (or members) of the same step succeeded
+        self.__cause__ = cause
 
 
 class _Compiled:
@@ -601,11 +612,26 @@ class Monitor:
             fan = kwargs.get(compiled.fan_out) if compiled.fan_out else None
             wants_state = compiled.wants_state
             if fan is not None and isinstance(fan, Mapping):  # (an ABC check: skipped for the usual None)
+                failed: KeyFailure | None = None
+                succeeded = False
                 for key, value in fan.items():
                     kwargs[compiled.fan_out] = value  # type: ignore[index]
                     if wants_state:
                         kwargs["state"] = compiled.state.setdefault((split, str(key)), {})
-                    self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
+                    try:  # one bad key costs only itself: the others are still computed and written
+                        self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, str(key), out)
+                    except InputError:
+                        raise
+                    except PartialResult as exc:  # the key's good members, and its failure
+                        self._collect(compiled, exc.values, tag_split, str(key), out)
+                        failed, succeeded = failed or KeyFailure(compiled.fan_out, key, exc), True  # type: ignore[arg-type]
+                    except Exception as exc:
+                        failed = failed or KeyFailure(compiled.fan_out, key, exc)  # type: ignore[arg-type]
+                    else:
+                        succeeded = True
+                if failed is not None:
+                    failed.partial = succeeded
+                    raise failed
             else:
                 if wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
@@ -619,6 +645,9 @@ class Monitor:
             raise
         except InputError as exc:  # the input's failure, not the metric's: skipped this step, never disabled
             self._input_failed(exc, step)
+        except PartialResult as exc:  # the good members are written; the failure is counted, never disables
+            self._collect(compiled, exc.values, tag_split, None, out)
+            self._failed(compiled, step, exc)
         except Exception as exc:
             self._failed(compiled, step, exc)
         else:
@@ -651,8 +680,11 @@ class Monitor:
             out.append((compiled.series_key(split, key, None), result if type(result) is float else _captured(result)))
 
     def _failed(self, compiled: _Compiled, step: int, exc: BaseException) -> None:
+        # a fan-out that failed for some keys only is reported, but its good keys keep it enabled
+        consecutive = 0 if getattr(exc, "partial", False) else compiled.consecutive + 1
+        message = str(exc) if isinstance(exc, (KeyFailure, PartialResult)) else f"{type(exc).__name__}: {exc}"
         with self._failure_lock:
-            info = self._count_failure(compiled, step, f"{type(exc).__name__}: {exc}", compiled.consecutive + 1)
+            info = self._count_failure(compiled, step, message, consecutive)
         if self._writer is not None:
             self._writer.put(("error", step, compiled.name, info))
 

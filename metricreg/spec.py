@@ -34,6 +34,22 @@ class SpecError(ValueError):
     """An invalid metric, health or schedule declaration."""
 
 
+class PartialResult(Exception):
+    """Raised by a compute function when one part of its input failed but the other members are good.
+
+    The Monitor writes ``values`` and counts the failure (``cause``, named in the message) without
+    letting it disable the metric: a bad optional input must not silence the members (and health
+    rules) that do not need it.
+    """
+
+    partial = True
+
+    def __init__(self, values: Mapping[str, Any], cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.values = values
+        self.__cause__ = cause
+
+
 def check_name(name: object, what: str = "metric") -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise SpecError(

@@ -59,7 +59,7 @@ from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
-from metricreg.spec import Health, Metric
+from metricreg.spec import Health, Metric, PartialResult
 
 log = logging.getLogger("metricreg")
 
@@ -199,8 +199,14 @@ def ema(
     out: dict[str, Any] = {}
     if momentum is not None:
         out["momentum"] = A.detach(momentum)
+    schedule_error: Exception | None = None
     if momentum_target is not None:
-        out.update(momentum_schedule(momentum, momentum_target))
+        if momentum is not None:
+            _wide(momentum, "momentum")  # a bad momentum fails the family (its members use it), as before
+        try:
+            out.update(momentum_schedule(momentum, momentum_target))
+        except (TypeError, ValueError) as exc:  # an informational input: the rest of the family still runs
+            schedule_error = exc
     pairs = adapters.matched_parameters(model, ema_model)
     if pairs:
         out.update(_parameter_stats(pairs, step, state, momentum))
@@ -213,6 +219,8 @@ def ema(
         )
     if student_out is not None and teacher_out is not None:
         out.update(output_stats(student_out, teacher_out))
+    if schedule_error is not None:
+        raise PartialResult(out, schedule_error)
     return out or None
 
 

@@ -33,9 +33,12 @@ device, float64 where the backend has it), every 100 steps; nothing moves to the
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from metricreg import adapters
 from metricreg import arrays as A
@@ -246,10 +249,21 @@ def _stats_from_list(grads: Any) -> tuple[Any, Any, int, float]:
     return small / float(k), _sum_sq(mean_parts), k, float(k)
 
 
-def _microbatch_size(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"gradient_noise: {name} must be a positive number, got {value!r}")
-    return float(value)
+def _is_number(value: Any) -> bool:
+    """A Python or numpy real number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _microbatch_size(value: Any, name: str) -> Any:
+    """b as a float (Python and numpy numbers: checked > 0), or a 0-d float on its device (arrays: no sync)."""
+    if _is_number(value):
+        if not value > 0:
+            raise ValueError(f"gradient_noise: {name} must be a positive number, got {value!r}")
+        return float(value)
+    if A.is_scalar_like(value):  # a one-element torch / JAX array: used on its device, never read back
+        xp = A.namespace(value)
+        return xp.reshape(A.to_float(A.detach(value), xp), ())
+    raise ValueError(f"gradient_noise: {name} must be a positive number, got {value!r}")
 
 
 def gradient_noise(
@@ -270,7 +284,7 @@ def gradient_noise(
     b = None
     if b_given is not None:
         b = _microbatch_size(b_given, "microbatch_size")
-    elif isinstance(batch_size, (int, float)) and not isinstance(batch_size, bool):
+    elif _is_number(batch_size) or (batch_size is not None and A.is_scalar_like(batch_size)):
         b = _microbatch_size(batch_size, "batch_size") / k
     xp = A.namespace(small)
     g2 = (ratio * big - small) / (ratio - 1.0)

@@ -30,7 +30,7 @@ from typing import Any
 from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.hookspecs import hookimpl
-from metricreg.spec import Health, Metric
+from metricreg.spec import Health, Metric, PartialResult
 
 HEADS_EVERY = 100
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -112,9 +112,20 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
     named_grads = adapters.named_grads(grads) if grads is not None else []
     out: dict[str, Any] = {}
     norms = []
+    labels: dict[str, Any] = {}
+    error: Exception | None = None
     for name, spec in heads.items():
-        label = _label(name)
-        ps, gs = _head_arrays(spec, name, params, named_grads or [], model)
+        try:  # one bad head (a typo in its prefix) costs only itself
+            label = _label(name)
+            if label in labels:  # "a b" and "a_b" share a tag: one head's values would overwrite the other's
+                raise ValueError(
+                    f"heads: heads {labels[label]!r} and {name!r} both write the tag name {label!r}: rename one"
+                )
+            labels[label] = name
+            ps, gs = _head_arrays(spec, name, params, named_grads or [], model)
+        except ValueError as exc:
+            error = error or exc
+            continue
         if gs:
             norm = adapters.global_norm(gs)
             out[f"{label}/grad_norm"] = norm
@@ -125,6 +136,10 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
         xp = A.namespace(norms[0])
         stacked = xp.stack([xp.astype(n, norms[0].dtype) for n in norms])
         out["grad_ratio"] = xp.max(stacked) / xp.clip(xp.min(stacked), 1e-30, None)
+    if error is not None:
+        if not out:
+            raise error
+        raise PartialResult(out, error)  # the good heads are written, the bad one is reported
     return out or None
 
 

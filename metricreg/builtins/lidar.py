@@ -27,7 +27,9 @@ training thread (O(n·q·d)) and everything else runs in numpy float64 on the wr
 torch CUDA the two d×d covariances are formed on the device and the eigensolves run on the host
 (``eigh`` would synchronise); JAX with x64 computes on its device. Cost at n = 1000, q = 2,
 d = 256 (``benchmarks/bench_lidar_gns.py``): 0.04 ms of copy on the training thread, ≈ 19 ms of
-float64 work on the writer thread, every 1000 steps.
+float64 work on the writer thread, every 1000 steps. Wide host views (d > 2·n·(q + 1)) are solved
+exactly in the span of their rows, O(d·n²q²) instead of O(d³) (d = 4,096, n = 256, q = 2: 1.6-2.1 s
+instead of 29-36 s of writer-thread time).
 """
 
 from __future__ import annotations
@@ -101,19 +103,41 @@ def covariances(xp: Any, e: Any) -> tuple[Any, Any, Any]:
     return xp.where(bad, eye, sw), xp.where(bad, zero, sb), bad
 
 
-def lidar_from_covariances(xp: Any, sw: Any, sb: Any) -> Any:
-    """exp(entropy) of the eigenvalues of Σ_w^(−1/2) Σ_b Σ_w^(−1/2) (Eqs. 4–5)."""
+def lda_eigenvalues(xp: Any, sw: Any, sb: Any) -> Any:
+    """The eigenvalues (clipped at 0) of Σ_w^(−1/2) Σ_b Σ_w^(−1/2) (Eq. 4)."""
     w, u = xp.linalg.eigh(sw)
     inv_sqrt = (u * (1.0 / xp.sqrt(xp.clip(w, 1e-300, None)))[None, :]) @ xp.matrix_transpose(u)
     m = inv_sqrt @ sb @ inv_sqrt
     m = (m + xp.matrix_transpose(m)) / 2.0  # exactly symmetric for eigvalsh
-    lam = xp.clip(xp.linalg.eigvalsh(m), 0.0, None)
-    return A.entropy_rank(lam, xp, EPS)
+    return xp.clip(xp.linalg.eigvalsh(m), 0.0, None)
+
+
+def lidar_from_covariances(xp: Any, sw: Any, sb: Any) -> Any:
+    """exp(entropy) of the eigenvalues of Σ_w^(−1/2) Σ_b Σ_w^(−1/2) (Eqs. 4–5)."""
+    return A.entropy_rank(lda_eigenvalues(xp, sw, sb), xp, EPS)
 
 
 def _lidar_np(e: np.ndarray) -> float:
-    """Writer thread: LiDAR of the snapshot in numpy float64 (NaN for non-finite input)."""
-    sw, sb, bad = covariances(np, np.asarray(e, dtype=np.float64))
+    """Writer thread: LiDAR of the snapshot in numpy float64 (NaN for non-finite input).
+
+    Σ_b and Σ_w − δI live in the span U of the n·(q + 1) rows of the centred views and class means
+    (r ≤ n·(q + 1) dimensions) and Σ_w is δ on its complement, so
+    Σ_w^(−1/2) Σ_b Σ_w^(−1/2) = U M Uᵀ with M the same matrix of the views projected on U: its
+    eigenvalues are M's and d − r zeros. Exact, and O(d·r²) instead of the O(d³) eigensolves: taken
+    when d > 2r, where it is faster (d = 4,096, n = 256, q = 2: 2.1 s instead of 29 s on one core).
+    """
+    e = np.asarray(e, dtype=np.float64)
+    n, q, d = e.shape
+    if d > 2 * n * (q + 1):
+        if not np.isfinite(e).all():
+            return float("nan")
+        mu_x = e.mean(axis=1)
+        rows = np.concatenate([(e - mu_x[:, None, :]).reshape(n * q, d), mu_x - mu_x.mean(axis=0)])
+        basis = np.linalg.qr(rows.T)[0]  # (d, r) orthonormal, r = n·(q + 1)
+        sw, sb, _ = covariances(np, e @ basis)
+        lam = np.concatenate([lda_eigenvalues(np, sw, sb), np.zeros(d - basis.shape[1])])
+        return float(A.entropy_rank(lam, np, EPS))
+    sw, sb, bad = covariances(np, e)
     return float("nan") if bool(bad) else float(lidar_from_covariances(np, sw, sb))
 
 

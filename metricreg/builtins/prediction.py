@@ -155,6 +155,17 @@ def _modalities(paired_embeddings: Any) -> list[tuple[str, Any]] | None:
             f"paired_embeddings has {len(items)} modalities ({', '.join(k for k, _ in items)}); at most "
             f"{PAIRED_MAX_MODALITIES} are compared (pairs grow quadratically): pass the ones to align"
         )
+    for name, value in items:
+        if not A.is_array(value):
+            raise ValueError(f"paired_embeddings[{name!r}] must be an (n, d) array, got {type(value).__name__}")
+    # Rows are pairs: a modality with other rows (or another width) would be compared with the wrong rows.
+    (first, x0), shape0 = items[0], _matrix_shape(items[0][1])
+    for name, value in items[1:]:
+        if _matrix_shape(value) != shape0:
+            raise ValueError(
+                f"paired_embeddings[{name!r}] has shape {tuple(value.shape)} but [{first!r}] has "
+                f"{tuple(x0.shape)}: paired modalities need the same rows (one per pair) and the same width d"
+            )
     return items
 
 
@@ -253,7 +264,8 @@ def similarity_image(paired_embeddings: Any) -> Any:
 
 def _similarity_images(arrays: list[Any], pairs: list[tuple[str | None, int, int]]) -> Any:
     xp = A.namespace(*arrays)
-    rows = [_rows(v, xp) for v in arrays]
+    # the rows the host route draws (the first 64 of the fixed selection), converted alone: not all n
+    rows = [A.to_float(_host_rows(v, A.MAX_ROWS)[:IMAGE_PAIRS, :], xp) for v in arrays]
     images = {key: _similarity_pixels(xp, rows[i], rows[j]) for key, i, j in pairs}
     return images.get(None, images)
 

@@ -59,6 +59,27 @@ def _unpack(probe: Any) -> tuple[Any, Any]:
     )
 
 
+def _labels_like(features: Any, labels: Any) -> Any:
+    """Labels in the features' framework: a list, or host labels for host features of the other kind (no copy).
+
+    Labels on another framework or device than the features would need a copy onto the device on the
+    training thread: an error naming both instead.
+    """
+    if isinstance(labels, (list, tuple)):
+        labels = np.asarray(labels)
+    if not (A.is_array(features) and A.is_array(labels)) or A.namespace(features) is A.namespace(labels):
+        return labels
+    cpu_torch = A.is_torch(features) and features.device.type == "cpu"
+    if cpu_torch and isinstance(labels, np.ndarray) and labels.dtype.kind in "biuf":  # (strings: no torch dtype)
+        return sys.modules["torch"].from_numpy(np.ascontiguousarray(labels))
+    if isinstance(features, np.ndarray) and A.is_torch(labels) and labels.device.type == "cpu":
+        return labels.detach().numpy()
+    raise ValueError(
+        f"probe: features are a {type(features).__name__} but labels a {type(labels).__name__}: pass the labels "
+        "in the features' framework and on their device"
+    )
+
+
 def _shapes(features: Any, labels: Any) -> tuple[int, int]:
     if not A.is_array(features) or not A.is_array(labels):
         raise ValueError(
@@ -82,6 +103,7 @@ def _shapes(features: Any, labels: Any) -> tuple[int, int]:
 def knn_accuracy(probe: Any) -> Any:
     """Leave-one-out k-NN accuracy (cosine, k = 20) of the probe set (see the module docstring)."""
     features, labels = _unpack(probe)
+    labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
     if n < 2:
         return None
@@ -123,7 +145,9 @@ def _knn(features: Any, labels: Any, k: int = K) -> Any:
         hit = xp.logical_and(pick, votes_for == xp.take(labels, rows, axis=0)[:, None])
         part = xp.sum(xp.astype(hit, f.dtype))
         correct = part if correct is None else correct + part
-    return correct / float(n)
+    accuracy = correct / float(n)
+    # a non-finite feature has no meaningful neighbours (NaN similarities sort anywhere): NaN, as the linear probe
+    return xp.where(xp.all(xp.isfinite(f)), accuracy, xp.full_like(accuracy, math.nan))
 
 
 def _nearest(xp: Any, sim: Any, k: int) -> Any:
@@ -152,6 +176,7 @@ def linear_accuracy(probe: Any) -> Any:
     ``RidgeClassifier(alpha=λ)`` on the standardised features. Needs n ≥ 5 (else no value).
     """
     features, labels = _unpack(probe)
+    labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
     if n < HELD_OUT:
         return None

@@ -7,7 +7,9 @@ strings) shown as the projector's metadata.
 
 Opt-in: nothing is written unless ``projector=`` is given, because every write puts a text file on
 disk (≈ 12 bytes per value: ≈ 3 MB for 1,000 × 256). Then every 5000 steps, up to 1,000 rows (a
-fixed pseudo-random selection, the same rows each time, so steps can be compared). Kind
+fixed pseudo-random selection, the same rows each time, so steps can be compared), and at most
+1,024,000 values per write (≈ 12 MB): wide features get ⌊1,024,000 / d⌋ rows, and d above
+1,024,000 is an error naming the input (project the features first). Kind
 ``embedding``: the writer thread writes the files (:mod:`metricreg.projector`); the training
 thread only takes a copy (host data) or starts an asynchronous device-to-host copy (torch CUDA).
 """
@@ -27,6 +29,7 @@ from metricreg.spec import Metric
 
 PROJECTOR_EVERY = 5000
 PROJECTOR_MAX_ROWS = 1000
+PROJECTOR_MAX_VALUES = 1_024_000  # ≈ 12 MB of text per write
 
 
 def _unpack(value: Any) -> tuple[Any, Any]:
@@ -48,6 +51,12 @@ def projector(projector: Any) -> Any:
     n, d = int(features.shape[0]), math.prod(tuple(features.shape[1:]))
     if n == 0 or d == 0:
         return None
+    if d > PROJECTOR_MAX_VALUES:
+        raise ValueError(
+            f"projector: features have {d:,} values per row (shape {tuple(features.shape)}), more than the "
+            f"{PROJECTOR_MAX_VALUES:,} written per step: pass a projection (an embedding), not the raw data"
+        )
+    cap = min(PROJECTOR_MAX_ROWS, PROJECTOR_MAX_VALUES // d)  # rows and bytes on disk both bounded
     if labels is not None:
         if not A.is_array(labels):
             labels = np.asarray(list(labels))
@@ -57,11 +66,11 @@ def projector(projector: Any) -> Any:
             )
     xp = A.namespace(features)
     features = xp.reshape(A.detach(features), (n, d))
-    if n > PROJECTOR_MAX_ROWS:
-        features = xp.take(features, A.row_indices(n, PROJECTOR_MAX_ROWS, xp, A.device_of(features)), axis=0)
+    if n > cap:
+        features = xp.take(features, A.row_indices(n, cap, xp, A.device_of(features)), axis=0)
         if labels is not None:
             lp = A.namespace(labels)
-            labels = lp.take(labels, A.row_indices(n, PROJECTOR_MAX_ROWS, lp, A.device_of(labels)), axis=0)
+            labels = lp.take(labels, A.row_indices(n, cap, lp, A.device_of(labels)), axis=0)
     if A.is_torch(features) and features.device.type != "cpu" and features.dtype not in (xp.float32, xp.float64):
         features = xp.astype(features, xp.float32)  # halves: widened on the device (async) for the host copy
     if labels is not None and A.is_host_data(labels):

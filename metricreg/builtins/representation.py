@@ -135,8 +135,16 @@ def _scale_on_host(z: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in scale_terms(np, z).items()}
 
 
+def _check(embeddings: Any) -> None:
+    if not A.is_array(embeddings):
+        raise TypeError(
+            f"input 'embeddings' must be an (n, d) array or a dict of them, got {type(embeddings).__name__}"
+        )
+
+
 def collapse_scale(embeddings: Any) -> dict[str, Any] | None:
     """VICReg variance/covariance terms and per-dimension std statistics (module docstring)."""
+    _check(embeddings)
     xp = A.namespace(embeddings)
     z = A.as_matrix(embeddings, A.MAX_ROWS, xp)
     if z.shape[0] < 2:
@@ -173,6 +181,7 @@ def _alpha_on_host(h: dict[str, Any]) -> float:
 
 def alpha_req(embeddings: Any, step: int = 0, shared: dict | None = None) -> Any:
     """α-ReQ from the collapse family's float64 centered spectrum of this step (module docstring)."""
+    _check(embeddings)
     log_sigma = collapse.analyse(embeddings, shared, step)["log_spectrum"]
     if isinstance(log_sigma, A.Deferred):  # computed on the writer thread: fit there too
         return A.Deferred(A.HostJob({"log_sigma": log_sigma}, _alpha_on_host))

@@ -15,8 +15,8 @@
   own [min, max] instead, the reconstruction clipped to it. Tiles are enlarged by an integer factor to
   at least 64 px, or sub-sampled to at most 256 px, and separated by 2 white pixels.
 
-The training thread only slices (a sample of rows, the first k images) and, for host data, copies
-that slice; the host transfer, the grid and the PNG encoding run on the writer thread.
+The training thread only slices (a sample of rows, the first k images, strided to at most 256 px)
+and, for host data, copies that slice; the host transfer, the grid and the PNG encoding run on the writer thread.
 No health rules: these are for looking at.
 """
 
@@ -75,11 +75,19 @@ def _layout(shape: tuple[int, ...]) -> str | None:
     return None
 
 
+_HW_AXIS = {"hw": 0, "hwc": 0, "bhw": 1, "bhwc": 1, "bchw": 2}  # the height axis; width follows it
+
+
 def _first(x: Any, layout: str) -> Any:
-    """The first RECON_SAMPLES images of x: a device slice, or a host copy (the value at its step)."""
+    """The first RECON_SAMPLES images of x, strided as _resize would: a device slice, or a host copy of it."""
     x = A.detach(x)
     if layout.startswith("b"):
         x = x[:RECON_SAMPLES, ...]
+    h = _HW_AXIS[layout]
+    side = max(x.shape[h], x.shape[h + 1])
+    if side > RECON_MAX_SIDE:  # only the pixels drawn are copied (a 4K frame: 1/256 of it), same grid as before
+        stride = math.ceil(side / RECON_MAX_SIDE)
+        x = x[(slice(None),) * h + (slice(None, None, stride), slice(None, None, stride))]
     return A.host_snapshot(x) if A.is_host_data(x) else x
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from metricreg.builtins import ema as E
+from metricreg.spec import PartialResult
 from tests.builtins.conftest import close, is_framework_array, value, values
 
 
@@ -262,12 +263,14 @@ def test_momentum_target_is_written_only_when_given():
 
 
 def test_bad_momentum_target_names_the_input():
-    with pytest.raises(TypeError, match=r"input 'momentum_target' must be a number or a one-element array, got bool"):
+    # a PartialResult: the failure (named) with the members that do not need momentum_target
+    with pytest.raises(PartialResult, match=r"TypeError: input 'momentum_target' must be a number or a one-element"):
         E.ema(None, None, momentum=0.99, momentum_target=True)
-    with pytest.raises(TypeError, match=r"input 'momentum_target'.*got list"):
+    with pytest.raises(PartialResult, match=r"TypeError: input 'momentum_target'.*got list"):
         E.ema(None, None, momentum=0.99, momentum_target=[0.99])
-    with pytest.raises(ValueError, match=r"input 'momentum_target' must hold one value, got shape \(2,\)"):
+    with pytest.raises(PartialResult, match=r"ValueError: input 'momentum_target' must hold one value") as info:
         E.ema(None, None, momentum=0.99, momentum_target=np.array([0.99, 1.0]))
+    assert info.value.values == {"momentum": 0.99}
     with pytest.raises(TypeError, match=r"input 'momentum' must be a number"):
         E.ema(None, None, momentum="0.99", momentum_target=0.99)
 
@@ -285,3 +288,25 @@ def test_monitor_writes_momentum_target_and_error(tmp_path):
     assert [s for s, _ in written["train/ema/momentum_target"]] == [0, 100, 200]
     errors = [v for _, v in written["train/ema/momentum_error"]]
     assert errors == pytest.approx([0.0, 0.002, 0.004], abs=1e-9)
+
+
+def test_a_bad_momentum_target_costs_only_its_own_members(tmp_path):
+    """momentum_target (informational) given as a vector failed the whole ema family every step and, after
+    max_failures, disabled it: the frozen/stalled teacher rules went silent (review12 regression)."""
+    import metricreg as mr
+    from tests.core.eventfiles import scalars
+
+    rng = np.random.default_rng(0)
+    student = {"w": rng.standard_normal((4, 4))}
+    teacher = {"w": student["w"] + 0.1}
+    with mr.Monitor(str(tmp_path), max_failures=2, config={"ema": {"every": 1}}) as mon:
+        for step in range(4):
+            mon.step(step, model=student, ema_model=teacher, momentum=0.99, momentum_target=np.array([0.9, 0.99]))
+        errors = mon.errors
+    written = scalars(tmp_path)
+    for member in ("rel_distance", "teacher_step", "frozen", "momentum"):
+        assert [s for s, _ in written[f"train/ema/{member}"]] == [0, 1, 2, 3], member
+    assert "train/ema/momentum_target" not in written and "train/ema/momentum_error" not in written
+    error = errors["ema"]
+    assert "input 'momentum_target' must hold one value, got shape (2,)" in error["last_message"]
+    assert error["count"] == 4 and not error["disabled"]

@@ -250,3 +250,22 @@ def test_microbatch_size_is_bookkeeping_not_a_generalization_metric(tmp_path):
     written = scalars(tmp_path)
     assert "train/gradient_noise/b_simple" in written and "gap/loss" in written
     assert not [tag for tag in written if tag.startswith("gap/microbatch_size")]  # bookkeeping, like batch_size
+
+
+def test_numpy_and_array_batch_sizes_are_numbers(fw):
+    """microbatch_size=np.int64(16) was refused ("must be a positive number, got np.int64(16)") and a numpy
+    batch_size was silently ignored (no b_simple, no error) (review12 regression)."""
+    grads, b = microbatch_grads("isotropic")
+    ref = gns_reference([[g] for g in grads], b)
+    for kwargs in (
+        {"microbatch_size": np.int64(b)},
+        {"microbatch_size": np.float32(b)},
+        {"microbatch_size": fw.array(np.array(b))},  # a 0-d array: used on its device
+        {"batch_size": np.int64(b * len(grads))},
+        {"batch_size": fw.array(np.array([b * len(grads)]))},
+    ):
+        got = values(GN.gradient_noise(grads, **kwargs))
+        assert close(got["b_simple"], ref["b_simple"], 1e-6), kwargs
+        assert close(got["trace_sigma"], ref["trace_sigma"], 1e-6), kwargs
+    with pytest.raises(ValueError, match=r"microbatch_size must be a positive number, got np.True_|got True"):
+        GN.gradient_noise(grads, microbatch_size=np.bool_(True))

@@ -11,6 +11,7 @@ import pytest
 
 import metricreg as mr
 from metricreg.builtins import heads as H
+from metricreg.spec import PartialResult
 from tests.builtins.conftest import close, is_framework_array, values
 from tests.core.eventfiles import scalars
 
@@ -56,8 +57,13 @@ def test_a_single_head_has_no_ratio_and_an_unknown_prefix_names_the_head():
     params, grads = two_heads()
     got = H.head_stats({"rgb": "rgb_head"}, grads=grads, model=params)
     assert "grad_ratio" not in got and "rgb/grad_norm" in got
-    with pytest.raises(ValueError, match=r"heads\['audio'\]: prefix 'audio_head' matches no parameter.*clip_head"):
+    with pytest.raises(
+        PartialResult, match=r"heads\['audio'\]: prefix 'audio_head' matches no parameter.*clip_head"
+    ) as info:
         H.head_stats({"rgb": "rgb_head", "audio": "audio_head"}, grads=grads, model=params)
+    assert set(info.value.values) == {"rgb/grad_norm", "rgb/param_mean", "rgb/param_std"}  # the good head stays
+    with pytest.raises(ValueError, match=r"heads\['audio'\]: prefix 'audio_head' matches no parameter"):
+        H.head_stats({"audio": "audio_head"}, grads=grads, model=params)  # no good head: a plain error
     with pytest.raises(ValueError, match=r"heads\['rgb'\]: expected a parameter-name prefix"):
         H.head_stats({"rgb": 3}, grads=grads, model=params)
 
@@ -140,3 +146,27 @@ def test_structured_heads_a_stopped_head_constant_and_offset_parameters(fw):
     assert got["dead/param_std"] == 0.0 and got["dead/param_mean"] == 0.25
     assert got["dead/grad_norm"] == 0.0
     assert close(got["grad_ratio"], np.linalg.norm(reference(grads["live"])) / 1e-30, fw.rtol)  # min clamped at 1e-30
+
+
+def test_two_head_names_with_one_tag_are_an_error_naming_both():
+    """'rgb head' and 'rgb_head' both become the tag 'rgb_head': the second head's values silently replaced the
+    first's (and its grad norm still entered grad_ratio) (review12 regression)."""
+    params, grads = two_heads()
+    with pytest.raises(PartialResult, match=r"heads 'rgb head' and 'rgb_head' both write the tag name 'rgb_head'"):
+        H.head_stats({"rgb head": "rgb_head", "rgb_head": "clip_head"}, grads=grads, model=params)
+
+
+def test_a_bad_head_costs_only_itself_through_the_monitor(tmp_path):
+    """One typo'd prefix used to fail the whole family every step, and disable it after max_failures: the
+    good heads' tags were lost with it (review12 regression)."""
+    params, grads = two_heads()
+    with mr.Monitor(str(tmp_path), max_failures=2, config={"optimization/heads": {"every": 1}}) as mon:
+        for step in range(4):
+            mon.step(step, heads={"rgb": "rgb_head", "audio": "audio_head"}, grads=grads, model=params)
+        errors = mon.errors
+    written = scalars(tmp_path)
+    assert [s for s, _ in written["train/optimization/heads/rgb/grad_norm"]] == [0, 1, 2, 3]
+    assert not any("audio" in tag for tag in written)
+    error = errors["optimization/heads"]
+    assert "heads['audio']: prefix 'audio_head'" in error["last_message"]
+    assert error["count"] == 4 and not error["disabled"]

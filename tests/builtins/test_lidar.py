@@ -207,3 +207,20 @@ def test_the_cuda_route_on_cpu_values(monkeypatch):
     bad = torch.from_numpy(e).clone()
     bad[0, 0, 0] = float("inf")
     assert math.isnan(value(L.lidar(bad)))
+
+
+@pytest.mark.parametrize(("n", "q", "d", "rank"), [(10, 2, 120, None), (6, 4, 200, 3), (30, 2, 181, None)])
+def test_wide_views_take_the_span_route_and_match_the_reference(n, q, d, rank):
+    """d above n·(q + 1) made the writer thread solve two d×d eigenproblems (O(d³): d = 2,048 took 2.5 s,
+    d = 8,192 minutes, stalling every write queued behind it); the exact span route matches the
+    reference, low-rank centres included (review12)."""
+    rng = np.random.default_rng(d)
+    centres = (
+        rng.standard_normal((n, d)) if rank is None else rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
+    )
+    views = centres[:, None, :] + 0.3 * rng.standard_normal((n, q, d))
+    ref = lidar_reference(views)
+    assert d > 2 * n * (q + 1) and close(L._lidar_np(views), ref, 1e-8)
+    assert close(value(L.lidar(views.astype(np.float32))), lidar_reference(views.astype(np.float32)), 1e-5)
+    views[2, 1, 5] = np.nan
+    assert np.isnan(L._lidar_np(views))

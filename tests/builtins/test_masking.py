@@ -115,3 +115,34 @@ def test_a_bad_mask_never_stops_training(tmp_path):
     written = scalars(tmp_path)
     assert [s for s, _ in written["train/loss"]] == [0, 10, 20]  # the loop and the other metrics went on
     assert not any(tag.startswith("train/masking") for tag in written)
+
+
+def test_one_bad_level_costs_only_itself(tmp_path):
+    """A dict input with one bad key: the keys after it are still written, the error names input and key,
+    and the good keys keep the family enabled past max_failures steps (review12 regression)."""
+    good = np.arange(16)[None].repeat(8, 0) < 12
+    with mr.Monitor(str(tmp_path), max_failures=2) as mon:
+        for step in range(31):
+            mon.step(step, mask={"level0": good, "broken": "not a mask", "level2": good})
+        errors = mon.errors
+    written = scalars(tmp_path)
+    for level in ("level0", "level2"):  # level2 comes after the bad key; 4 due steps > max_failures
+        assert [s for s, _ in written[f"train/masking/{level}/ratio"]] == [0, 10, 20, 30]
+    assert not any("broken" in tag for tag in written)
+    error = errors["masking"]
+    assert "'mask'" in error["last_message"] and "'broken'" in error["last_message"]
+    assert error["count"] == 4 and not error["disabled"]
+
+
+def test_a_float_mask_is_summed_so_garbage_shows(fw):
+    """A float mask with NaN (or non-0/1) entries counted each as one masked token: a NaN mask read as
+    ratio 1.0. Now it is Σ mask / (B·N) as documented: NaN for NaN, 0.5 for halves (review12 regression)."""
+    half = fw.array(np.full((4, 10), 0.5, dtype=np.float32))
+    assert values(M.masking(half))["ratio"] == pytest.approx(0.5)
+    broken = np.zeros((4, 10), dtype=np.float32)
+    broken[:, :3] = 1.0
+    broken[1, 7] = np.nan
+    got = values(M.masking(fw.array(broken)))
+    assert all(np.isnan(v) for v in got.values())
+    broken[1, 7] = 0.0
+    assert values(M.masking(fw.array(broken)))["ratio"] == pytest.approx(0.3)  # 0/1 floats: unchanged

@@ -244,6 +244,9 @@ def test_lidar():
 def test_gradient_noise():
     grads = [{"w": meta(8, 4), "b": meta(4, dtype=torch.bfloat16)} for _ in range(3)]
     on_device(gradient_noise.gradient_noise(grads, microbatch_size=16, state={}))
+    on_device(
+        gradient_noise.gradient_noise(grads, batch_size=torch.empty((), device=META, dtype=torch.int64), state={})
+    )
     net = model()
     acc = gradient_noise.accumulate(net, microbatch_size=16)
     acc.begin(0)

@@ -147,3 +147,33 @@ def test_mismatched_widths_fail_on_the_training_thread():
     rng = np.random.default_rng(2)
     with pytest.raises(ValueError, match="matmul|shape|dimension"):
         R.paired({"a": rng.standard_normal((8, 4)), "b": rng.standard_normal((8, 4)), "c": rng.standard_normal((8, 5))})
+
+
+@pytest.mark.parametrize("rows", [(64, 32), (2560, 1920)])  # the second: both above the 1,024-row sample
+def test_modalities_with_other_rows_are_an_error_naming_them(fw, rows):
+    """Rows are pairs: other row counts used to be cut to the shorter (or sub-sampled with different
+    selections) and gave a silent, wrong alignment (review12 regression)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((rows[0], 8))
+    data = {"text": fw.array(a), "image": fw.array(a[: rows[1]] + 0.01)}
+    for fn in (R.paired, R.similarity_image):
+        with pytest.raises(ValueError, match=r"paired_embeddings\['image'\] has shape .* but \['text'\]"):
+            fn(data)
+
+
+def test_a_modality_that_is_not_an_array_is_named(fw):
+    data = {"text": fw.array(np.ones((4, 3))), "image": None}
+    with pytest.raises(ValueError, match=r"paired_embeddings\['image'\] must be an \(n, d\) array, got NoneType"):
+        R.paired(data)
+
+
+def test_similarity_image_draws_the_same_rows_on_every_route(fw):
+    """Above the 25,600-row sample the host route drew the first 64 rows of the fixed selection and the device
+    route the first 64 rows of the input: two different pictures of the same data (max pixel difference
+    0.93), and the device route converted all n rows to float first (review12 regression)."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((A.MAX_ROWS + 4000, 6))
+    b = a + 0.5 * rng.standard_normal(a.shape)
+    rows = np.asarray(A.row_indices(len(a), A.MAX_ROWS, np, None))[:64]
+    got = np.asarray(R.similarity_image((fw.array(a), fw.array(b))))
+    assert np.allclose(got, reference_image(a[rows], b[rows]), atol=1e-5)

@@ -115,3 +115,34 @@ def test_monitor_computes_on_the_writer_thread_every_1000_steps(tmp_path, monkey
     written = scalars(tmp_path)["train/probe/knn_accuracy"]
     assert [s for s, _ in written] == [0, 1000]
     assert written[0][1] == pytest.approx(reference(features, labels), abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_give_nan_not_a_number_that_looks_real(fw, bad):
+    """A NaN or inf feature row used to sort somewhere among the neighbours and give a plausible accuracy
+    (0.36 for 0.385 clean) while the linear probe wrote NaN (review12 regression)."""
+    features, labels = clusters(200, 8, 3, 1.0, seed=5)
+    features[17, 3] = bad
+    got = P.knn_accuracy((fw.array(features), fw.array(labels)))
+    assert np.isnan(value(got))
+    assert np.isnan(value(P.linear_accuracy((fw.array(features), fw.array(labels)))))
+
+
+def test_labels_from_another_host_framework_or_a_list_are_used():
+    """Encoder features as a torch CPU tensor with the dataset's numpy labels (the usual probe set) failed with
+    "Multiple namespaces for array inputs", naming neither the probe nor its labels; a list of labels was
+    refused (review12 regression). Device features with host labels are an error naming both."""
+    torch = pytest.importorskip("torch")
+    features, labels = clusters(300, 8, 3, 1.0, seed=6)
+    knn, linear = reference(features, labels), value(P.linear_accuracy((features, labels)))
+    for probe_set in (
+        (torch.from_numpy(features), labels),
+        (torch.from_numpy(features), labels.tolist()),
+        (features, tuple(labels.tolist())),
+        (features, torch.from_numpy(labels)),
+    ):
+        assert value(P.knn_accuracy(probe_set)) == pytest.approx(knn, abs=1e-12)
+        assert value(P.linear_accuracy(probe_set)) == pytest.approx(linear, abs=1e-12)
+    jnp = pytest.importorskip("jax.numpy")
+    with pytest.raises(ValueError, match="probe: features are a .* but labels a ndarray: pass the labels in the"):
+        P.knn_accuracy((jnp.asarray(features), labels))

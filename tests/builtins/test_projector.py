@@ -108,3 +108,18 @@ def test_an_unwritable_run_directory_is_a_metric_error(tmp_path):
         mon.step(0, loss=1.0, projector=np.ones((4, 2)))
     assert "projector" in mon.errors and not os.path.exists(tmp_path / "exp" / files.CONFIG_FILENAME)
     assert scalars(tmp_path / "exp")["train/loss"] == [(0, 1.0)]
+
+
+def test_wide_features_are_bounded_in_values_not_only_rows(tmp_path):
+    """1,000 rows of flattened images would be gigabytes of text per write; rows now shrink so a write holds
+    at most PROJECTOR_MAX_VALUES values, and wider rows than that are an error naming the input (review12)."""
+    d = 4096
+    features = np.random.default_rng(4).standard_normal((1200, d)).astype(np.float32)
+    labels = np.arange(1200)
+    files.ProjectorFiles(str(tmp_path)).write("p", 0, PJ.projector((features, labels)))
+    tensor, names = written(tmp_path, "p@0")
+    rows = np.asarray(A.row_indices(1200, PJ.PROJECTOR_MAX_VALUES // d, np, None))
+    assert tensor.shape == (PJ.PROJECTOR_MAX_VALUES // d, d) and tensor.size <= PJ.PROJECTOR_MAX_VALUES
+    assert np.array_equal(tensor, features[rows]) and names == [str(x) for x in labels[rows]]
+    with pytest.raises(ValueError, match=r"projector: features have 1,024,001 values per row \(shape \(2, 1024001\)\)"):
+        PJ.projector(np.zeros((2, PJ.PROJECTOR_MAX_VALUES + 1), dtype=np.float32))

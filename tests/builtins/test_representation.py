@@ -191,3 +191,12 @@ def test_device_route_matches_reference(fw, kind):
     log_sigma = np.clip(np.log10(np.clip(sigma / sigma[0], 1e-30, None)), -12.0, None)
     alpha = value(R.alpha_from_log_spectrum(xp, fw.array(log_sigma)))
     assert close(alpha, alpha_reference(zq), max(fw.rtol, 1e-9)), (kind, alpha)
+
+
+def test_a_non_array_names_the_embeddings_input():
+    """A list used to fail with "AttributeError: 'list' object has no attribute 'ndim'" (review12 regression)."""
+    rows = [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    with pytest.raises(TypeError, match=r"input 'embeddings' must be an \(n, d\) array or a dict of them, got list"):
+        R.collapse_scale(rows)
+    with pytest.raises(TypeError, match=r"input 'embeddings' must be an \(n, d\) array or a dict of them, got list"):
+        R.alpha_req(rows)

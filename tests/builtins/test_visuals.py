@@ -175,3 +175,25 @@ def test_grid_bad_input():
         V.reconstruction_image(np.zeros((2, 8, 8)), np.zeros((2, 8, 9)))
     assert V.reconstruction_image(np.zeros((2, 3, 3, 8, 8)), np.zeros((2, 3, 3, 8, 8))) is None  # video: skipped
     assert V.reconstruction_image(np.zeros((2, 5, 8, 8)), np.zeros((2, 5, 8, 8))) is None  # no channel axis
+
+
+@pytest.mark.parametrize(
+    ("shape", "to_bhwc"),
+    [
+        ((2, 3, 1030, 700), lambda x: x.transpose(0, 2, 3, 1)),  # (B, C, H, W): stride 5
+        ((6, 700, 1030, 3), lambda x: x),  # (B, H, W, C): 4 of 6 images
+        ((700, 1030), lambda x: x[None, ..., None]),  # one (H, W) image
+    ],
+)
+def test_large_images_are_strided_before_the_copy(fw, shape, to_bhwc):
+    """The training thread copied the first 4 images whole (hundreds of MB for 4K frames) only for the writer
+    to keep every 16th pixel; it now copies the drawn pixels only, and the grid is unchanged (review12)."""
+    rec, img = pair(shape)
+    result = V.reconstruction_image(fw.array(rec), fw.array(img))
+    held = [np.asarray(A.to_host(v)).size for v, _ in result.job._pending.values()]
+    channels = 3 if len(shape) == 4 else 1
+    assert max(held) <= 4 * 256 * 256 * channels  # what the grid draws, not the frames
+    stride = -(-1030 // 256)
+    got = np.asarray(result)
+    ref = reference_grid(to_bhwc(img)[:, ::stride, ::stride], to_bhwc(rec)[:, ::stride, ::stride], 0.0, 1.0)
+    assert got.shape == ref.shape and np.allclose(got, ref, atol=1e-6)
