@@ -121,6 +121,7 @@ SCENARIOS: list[Scenario] = [
         **_byol("byol-lr-kill", "lr10", 1000, "collapse", lr_factor=100.0),
         group="ssl-byol",
         seeds=2,
+        quick_steps=600,
         note="learning rate ×100 at step 1000 (Adam 1e-3 → 0.1): RankMe/d 0.47 → 0.13 (dimensional collapse), "
         "k-NN probe below an untrained encoder's",
         outcome=OutcomeCheck("byol"),
