@@ -208,6 +208,9 @@ class HealthTracker:
                     mid = len(ordered) // 2
                     self.baseline = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
             return
+        if health.baseline == "best_after_warmup" and len(self._early) < health.baseline_points:
+            self._early.append(value)  # the warm-up: no baseline, so no relative verdict yet
+            return
         better = max if health.direction == "higher_is_better" else min
         self.baseline = value if self.baseline is None else better(self.baseline, value)
 
@@ -217,7 +220,7 @@ class HealthTracker:
         for level in (CRITICAL, WARN):
             frac = getattr(self.health, f"{level}_{bound}_frac")
             if frac is not None and math.isclose(frac * self.baseline, threshold, rel_tol=1e-12):
-                what = "best" if self.health.baseline == "best" else "initial"
+                what = {"best": "best", "initial": "initial"}.get(self.health.baseline, "best after warm-up")
                 return f"{frac:g} × {what} {self.baseline:.4g}"
         return ""
 

@@ -20,7 +20,7 @@ KINDS = ("scalar", "histogram", "image", "text", "embedding")  # embedding: metr
 REDUCTIONS = (None, "mean", "sum", "max", "min")
 DIRECTIONS = (None, "higher_is_better", "lower_is_better")
 LEVELS = ("warn", "critical")
-BASELINES = (None, "best", "initial")
+BASELINES = (None, "best", "initial", "best_after_warmup")
 RELATIVE_KEYS = ("warn_below_frac", "critical_below_frac", "warn_above_frac", "critical_above_frac")
 
 # Names look like tags: path components of letters, digits, '_', '-', '.'.
@@ -72,8 +72,10 @@ class Health:
     1, a NaN). Quantities whose healthy level depends on the architecture are
     judged against the run itself: ``baseline="best"`` (the best judged value so
     far, in ``direction``) or ``"initial"`` (the median of the first
-    ``baseline_points`` judged values), with ``warn_below_frac=0.3`` meaning
-    "below 0.3 × the baseline". An episode closes after ``clear_after``
+    ``baseline_points`` judged values) or ``"best_after_warmup"`` (the best
+    judged value from point ``baseline_points`` on: a quantity every healthy run
+    loses from its random-init level, judged only once that fall is over), with
+    ``warn_below_frac=0.3`` meaning "below 0.3 × the baseline". An episode closes after ``clear_after``
     (default ``max(2, persistence)``) consecutive points back inside the
     thresholds by a margin of ``hysteresis`` × the threshold, so a noisy series
     near a threshold makes one alert, not hundreds.
@@ -139,9 +141,9 @@ class Health:
         if self.baseline not in BASELINES:
             raise SpecError(f"Health.baseline must be one of {BASELINES}, got {self.baseline!r}")
         if has_relative and self.baseline is None:
-            raise SpecError("Health: the *_frac thresholds need baseline='best' or baseline='initial'")
-        if self.baseline == "best" and self.direction is None:
-            raise SpecError("Health: baseline='best' needs a direction (which way is better?)")
+            raise SpecError("Health: the *_frac thresholds need a baseline ('best', 'initial' or 'best_after_warmup')")
+        if self.baseline in ("best", "best_after_warmup") and self.direction is None:
+            raise SpecError(f"Health: baseline={self.baseline!r} needs a direction (which way is better?)")
         for key in RELATIVE_KEYS:
             value = getattr(self, key)
             if value is not None and value <= 0:

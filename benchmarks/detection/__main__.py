@@ -34,7 +34,14 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "train, then judge"),
     ):
         c = sub.add_parser(name, help=text, description=text)
-        c.add_argument("--logdir", help=f"where runs live (default {DEFAULT_LOGDIR}; {QUICK_LOGDIR} with --quick)")
+        if name == "judge":  # several: new scenarios trained apart are judged with the healthy twins they need
+            c.add_argument(
+                "--logdir",
+                nargs="+",
+                help=f"where runs live, one or more directories (default {DEFAULT_LOGDIR}; {QUICK_LOGDIR} with --quick)",
+            )
+        else:
+            c.add_argument("--logdir", help=f"where runs live (default {DEFAULT_LOGDIR}; {QUICK_LOGDIR} with --quick)")
         c.add_argument("--scenarios", nargs="+", metavar="GLOB", default=[], help="only scenarios matching a glob")
         c.add_argument("--quick", action="store_true", help="the short subset (a few hundred steps each)")
         if name != "judge":
@@ -79,14 +86,18 @@ def _train(args: argparse.Namespace, logdir: str) -> None:
     print(f"trained {len(jobs)} run(s) in {time.perf_counter() - start:.0f} s wall")
 
 
-def _judge(args: argparse.Namespace, logdir: str) -> int:
+def _judge(args: argparse.Namespace, logdirs: Sequence[str]) -> int:
+    from benchmarks.detection.outcome import resolve_outcomes
     from benchmarks.detection.report import as_json, markdown, text_tables
     from benchmarks.detection.runner import find_runs
     from benchmarks.detection.score import score_run, totals
 
-    if not os.path.isdir(logdir):
-        raise SystemExit(f"no log directory {logdir!r}: train first (python -m benchmarks.detection train)")
-    runs = find_runs(logdir)
+    runs = []
+    for logdir in logdirs:
+        if not os.path.isdir(logdir):
+            raise SystemExit(f"no log directory {logdir!r}: train first (python -m benchmarks.detection train)")
+        runs += find_runs(logdir)
+    logdir = " ".join(logdirs)
     if args.scenarios:
         runs = [(p, t) for p, t in runs if any(fnmatch.fnmatchcase(t["scenario"], g) for g in args.scenarios)]
     if not runs:
@@ -99,6 +110,7 @@ def _judge(args: argparse.Namespace, logdir: str) -> int:
 
     rules = installed_rules() if args.rules == "installed" else None
     scores = [score_run(path, truth, rules=rules) for path, truth in runs]
+    resolve_outcomes(scores, {s.name: s.outcome for s in BY_NAME.values() if s.outcome is not None})
     print(text_tables(scores, details=args.details))
     if args.json:
         with open(args.json, "w") as f:
@@ -121,12 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    logdir = args.logdir or (QUICK_LOGDIR if args.quick else DEFAULT_LOGDIR)
-    if args.command in ("train", "run"):
-        _train(args, logdir)
-    if args.command in ("judge", "run"):
-        return _judge(args, logdir)
-    return 0
+    default = QUICK_LOGDIR if args.quick else DEFAULT_LOGDIR
+    if args.command == "judge":
+        return _judge(args, args.logdir or [default])
+    logdir = args.logdir or default
+    _train(args, logdir)
+    return _judge(args, [logdir]) if args.command == "run" else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ rule with smoothing 0 and persistence 1 would see them:
 * ``<m>/best``  value ÷ best so far (the current ``baseline="best"`` rules);
 * ``<m>/init``  value ÷ median of the first 3 points (``baseline="initial"``);
 * ``<m>/step``  value ÷ previous point (the fall per due interval);
+* ``<m>/warm``  value ÷ best so far, counted from the 4th point on (best after a warm-up
+  that leaves out the random-init rank every healthy run falls from);
 * ``gap/...``   the accuracy or loss gap at each eval, and its persistence.
 """
 
@@ -94,10 +96,19 @@ def vs_previous(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def vs_best_after_warmup(values: np.ndarray, points: int = 3) -> np.ndarray:
+    """value ÷ best so far, both counted from point ``points`` on (NaN during the warm-up)."""
+    out = np.full_like(values, np.nan)
+    if len(values) > points:
+        out[points:] = vs_best(values[points:])
+    return out
+
+
 TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "best": vs_best,
     "init": vs_initial,
     "step": vs_previous,
+    "warm": vs_best_after_warmup,
 }
 
 
@@ -125,6 +136,8 @@ def collapse_candidates() -> list[Candidate]:
     for metric in ("std", "norm", "rankme", "effective_rank"):
         for transform in ("best", "init", "step"):
             out.append(Candidate(f"{metric}/{transform}", f"/collapse/{metric}", transform))
+    for metric in ("rankme", "effective_rank"):  # dimensional collapse after a warm-up (byol-lr-kill)
+        out.append(Candidate(f"{metric}/warm", f"/collapse/{metric}", "warm"))
     out.append(Candidate("std (raw)", "/collapse/std", None))
     out.append(Candidate("-mean_cos (raw)", "/collapse/mean_cos", None, sign=-1.0))
     # The collapse_scale members (runs trained after they were added: /work/detruns-calib).

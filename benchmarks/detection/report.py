@@ -40,8 +40,17 @@ def _delay(s: ScenarioSummary) -> str:
     return f"{med:g}/{s.delay_max}"
 
 
+def _detected(s: ScenarioSummary) -> str:
+    """``k/n`` broken runs detected; stressed runs need no detection, their warns after onset are shown."""
+    if s.healthy:
+        return "–"
+    if s.stressed == s.seeds:
+        return f"– ({s.stress_warned}/{s.stressed} warn)"
+    return f"{s.detected}/{s.broken_runs}" + (f" (+{s.stressed} stressed)" if s.stressed else "")
+
+
 def row(s: ScenarioSummary) -> tuple[str, ...]:
-    detected = "–" if s.healthy else f"{s.detected}/{s.seeds}"
+    detected = _detected(s)
     name = s.scenario + (" †" if s.errors else "")
     return (name, s.truth, str(s.seeds), detected, _delay(s), str(s.false_warn), str(s.false_critical), evidence(s))
 
@@ -60,6 +69,11 @@ def summary_line(t: Totals) -> str:
         f"detected late (> one due interval): {t.broken_late}/{t.broken_runs}",
         f"broken runs alerting before onset: {t.broken_false_before_onset}/{t.broken_runs}",
     ]
+    if t.stressed_runs:
+        parts.append(
+            f"stressed runs with a critical alert or an alert before onset: {t.stressed_alarmed}/{t.stressed_runs} "
+            f"(warned after onset: {t.stressed_warned}/{t.stressed_runs})"
+        )
     if t.failed_runs:
         parts.append(f"failed runs (†): {t.failed_runs}")
     return "; ".join(parts) + (" — targets met" if t.targets_met else " — targets missed")
@@ -100,8 +114,15 @@ def text_tables(scores: Sequence[RunScore], details: bool = False, causes: int =
         out.append("per run:")
         for s in scores:
             verdict = "meets target" if s.meets_target else "MISSES target"
-            det = f", detected at {s.detection_step} (delay {s.delay})" if s.detected else ""
-            out.append(f"  {s.run} [{s.category or 'healthy'}@{s.onset}] {verdict}{det}, {s.alerts} alert(s)")
+            det = f", detected at {s.detection_step} (delay {s.delay})" if s.detected and s.broken else ""
+            kind = "stressed " if s.stressed else ""
+            out.append(f"  {s.run} [{kind}{s.category or 'healthy'}@{s.onset}] {verdict}{det}, {s.alerts} alert(s)")
+            if s.outcome:
+                o = s.outcome
+                out.append(
+                    f"      outcome: {o['kind']} ({o['rule']}: {_num(o['value'])} vs floor {_num(o['floor'])}, "
+                    f"healthy min {_num(o['healthy_min'])})"
+                )
             if s.evidence:
                 out.append("      evidence: " + ", ".join(f"{k}={_fmt(v)}" for k, v in s.evidence.items()))
             for a in s.false_alerts:
@@ -144,7 +165,10 @@ def markdown(scores: Sequence[RunScore]) -> str:
     out.append(
         "detected: runs with a critical alert in the expected category opening at or after the onset; "
         "delay: its first step minus the onset (steps); false warn / false crit: alert episodes, summed over "
-        "seeds, that open before the onset (every alert of a healthy run); evidence: the median over seeds of the "
+        "seeds, that open before the onset (every alert of a healthy run; for a stressed run also every critical "
+        "after it); stressed: a fault was injected but the run's recorded outcome stays within the healthy range "
+        "(benchmarks/detection/outcome.py), so no detection is required and warns after the onset are shown "
+        "apart (runs with one / stressed runs); evidence: the median over seeds of the "
         "final validation accuracy, k-NN probe accuracy (SSL) or validation PSNR: does the ground truth hold?"
     )
     return "\n".join(out) + "\n"
@@ -178,6 +202,8 @@ def _as_json(scores: Sequence[RunScore]) -> dict[str, Any]:
                 "holdout": s.holdout,
                 "seeds": s.seeds,
                 "detected": None if s.healthy else s.detected,
+                "stressed": s.stressed,
+                "stress_warned": s.stress_warned,
                 "delay_median": s.delay_median,
                 "delay_max": s.delay_max,
                 "false_warn": s.false_warn,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.detection.outcome import OutcomeCheck
 from benchmarks.detection.training import LOOPS
 
 HEALTHY = "healthy"
@@ -42,6 +43,7 @@ class Scenario:
     holdout: bool = False
     quick_steps: int | None = None  # length in --quick mode (None: not in the quick subset)
     note: str = ""
+    outcome: OutcomeCheck | None = None  # broken only if the recorded evidence says so; else "stressed"
 
     def __post_init__(self) -> None:
         if self.loop not in LOOPS:
@@ -50,6 +52,8 @@ class Scenario:
             raise ValueError(f"scenario {self.name!r}: a healthy scenario has no onset")
         if self.category is not None and (self.onset is None) == (self.onset_from is None):
             raise ValueError(f"scenario {self.name!r}: a broken scenario needs exactly one of onset / onset_from")
+        if self.outcome is not None and self.category is None:
+            raise ValueError(f"scenario {self.name!r}: an outcome check needs an injected fault (category, onset)")
 
     @property
     def healthy(self) -> bool:
@@ -111,6 +115,16 @@ SCENARIOS: list[Scenario] = [
         group="ssl-byol",
         seeds=2,
         note="learning rate ×10 at step 1000",
+        outcome=OutcomeCheck("byol"),
+    ),
+    Scenario(
+        **_byol("byol-lr-kill", "lr10", 1000, "collapse", lr_factor=100.0),
+        group="ssl-byol",
+        seeds=2,
+        quick_steps=600,
+        note="learning rate ×100 at step 1000 (Adam 1e-3 → 0.1): RankMe/d 0.47 → 0.13 (dimensional collapse), "
+        "k-NN probe below an untrained encoder's",
+        outcome=OutcomeCheck("byol"),
     ),
     # --- VICReg ------------------------------------------------------------------------------------
     Scenario("vicreg", "ssl-vicreg", "vicreg", {"steps": 2000}),
@@ -389,6 +403,14 @@ SCENARIOS: list[Scenario] = [
         group="holdout",
         seeds=2,
         holdout=True,
+    ),
+    Scenario(
+        **_byol("byol-wrapped-lr-kill", "lr10", 1050, "collapse", variant="wrapped", momentum=0.996, lr_factor=100.0),
+        group="holdout",
+        seeds=2,
+        holdout=True,
+        note="learner-wrapper BYOL, learning rate ×100 at step 1050 (between two due points)",
+        outcome=OutcomeCheck("byol-wrapped"),
     ),
 ]
 

@@ -16,7 +16,10 @@ Then, per run:
   highest level. Warn and critical are counted apart, and each one is listed (tag,
   level, first step, value at that step) for calibration;
 * **late**: detected more than one due interval of the responsible metric after the
-  onset (collapse, EMA, stability: 100 steps at the defaults).
+  onset (collapse, EMA, stability: 100 steps at the defaults);
+* **stressed** runs (an injected fault whose recorded outcome stays within the healthy
+  range, :mod:`.outcome`): no detection required; every critical alert, before or after
+  the onset, is a false alarm; warns after the onset are counted apart (``stress_warns``).
 """
 
 from __future__ import annotations
@@ -97,10 +100,34 @@ class RunScore:
     metric_errors: list[str] = field(default_factory=list)
     error: str | None = None  # training or reading failed: the run counts as missed
     evidence: dict[str, Any] = field(default_factory=dict)  # the loop's info: does the ground truth hold?
+    stressed: bool = False  # injected, but the evidence is within the healthy range (outcome.resolve_outcomes)
+    outcome: dict[str, Any] = field(default_factory=dict)  # how that was decided: rule, value, floor, kind
 
     @property
     def healthy(self) -> bool:
         return self.category is None
+
+    @property
+    def broken(self) -> bool:
+        return self.category is not None and not self.stressed
+
+    @property
+    def kind(self) -> str:
+        return "healthy" if self.healthy else "stressed" if self.stressed else "broken"
+
+    @property
+    def stress_critical(self) -> list[AlertRecord]:
+        """Stressed runs: alerts that became critical at or after the onset (false alarms)."""
+        if not self.stressed:
+            return []
+        return [a for a in self.after_onset if a.critical_step is not None]
+
+    @property
+    def stress_warns(self) -> list[AlertRecord]:
+        """Stressed runs: alerts opened at or after the onset that stayed warns (reported, not penalised)."""
+        if not self.stressed:
+            return []
+        return [a for a in self.after_onset if a.critical_step is None]
 
     @property
     def false_warn(self) -> int:
@@ -108,20 +135,31 @@ class RunScore:
 
     @property
     def false_critical(self) -> int:
-        return sum(a.level == CRITICAL for a in self.false_alerts)
+        return sum(a.level == CRITICAL for a in self.false_alerts) + len(self.stress_critical)
 
     @property
     def meets_target(self) -> bool:
-        """Healthy: no alert at all. Broken: critical in its category, nothing before onset, not late."""
+        """Healthy: no alert. Broken: critical in its category, nothing before onset, not late.
+
+        Stressed: nothing before the onset and no critical alert after it (warns are allowed).
+        """
         if self.error:
             return False
         if self.healthy:
             return not self.false_alerts
+        if self.stressed:
+            return not self.false_alerts and not self.stress_critical
         return self.detected and not self.late and not self.false_alerts
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(false_warn=self.false_warn, false_critical=self.false_critical, meets_target=self.meets_target)
+        out.update(
+            kind=self.kind,
+            false_warn=self.false_warn,
+            false_critical=self.false_critical,
+            stress_warn=len(self.stress_warns),
+            meets_target=self.meets_target,
+        )
         return out
 
 
@@ -238,12 +276,26 @@ class ScenarioSummary:
         return self.runs[0].healthy
 
     @property
+    def stressed(self) -> int:
+        """How many of the runs are stressed (injected, outcome within the healthy range)."""
+        return sum(r.stressed for r in self.runs)
+
+    @property
+    def broken_runs(self) -> int:
+        return sum(r.broken for r in self.runs)
+
+    @property
+    def stress_warned(self) -> int:
+        """Stressed runs with a warn after the onset."""
+        return sum(bool(r.stress_warns) for r in self.runs)
+
+    @property
     def detected(self) -> int:
-        return sum(r.detected for r in self.runs)
+        return sum(r.detected for r in self.runs if r.broken)
 
     @property
     def delays(self) -> list[int]:
-        return [r.delay for r in self.runs if r.delay is not None]
+        return [r.delay for r in self.runs if r.delay is not None and r.broken]
 
     @property
     def delay_median(self) -> float | None:
@@ -281,6 +333,11 @@ def summarize(scores: Sequence[RunScore], truths: dict[str, str] | None = None) 
         onsets = sorted({r.onset for r in runs if r.onset is not None})
         where = "?" if not onsets else str(onsets[0]) if len(onsets) == 1 else f"{onsets[0]}–{onsets[-1]}"
         truth = (truths or {}).get(name) or ("healthy" if first.healthy else f"{first.category}@{where}")
+        stressed = sum(r.stressed for r in runs)
+        if stressed == len(runs):
+            truth = f"stressed ({truth})"
+        elif stressed:
+            truth = f"{truth} ({stressed}/{len(runs)} stressed)"
         out.append(ScenarioSummary(name, first.group, truth, first.holdout, sorted(runs, key=lambda r: r.seed)))
     return out
 
@@ -295,6 +352,9 @@ class Totals:
     broken_missed: int = 0
     broken_late: int = 0
     broken_false_before_onset: int = 0
+    stressed_runs: int = 0
+    stressed_alarmed: int = 0  # a critical alert, or any alert before onset
+    stressed_warned: int = 0  # a warn after onset (reported, not a miss)
     failed_runs: int = 0
 
     @property
@@ -304,6 +364,7 @@ class Totals:
             or self.broken_missed
             or self.broken_late
             or self.broken_false_before_onset
+            or self.stressed_alarmed
             or self.failed_runs
         )
 
@@ -316,6 +377,10 @@ def totals(scores: Iterable[RunScore]) -> Totals:
         if s.healthy:
             t.healthy_runs += 1
             t.healthy_alerting += bool(s.false_alerts)
+        elif s.stressed:
+            t.stressed_runs += 1
+            t.stressed_alarmed += bool(s.false_alerts or s.stress_critical)
+            t.stressed_warned += bool(s.stress_warns)
         else:
             t.broken_runs += 1
             t.broken_missed += not s.detected
@@ -341,7 +406,7 @@ def false_causes(scores: Iterable[RunScore]) -> list[FalseCause]:
     """False alerts grouped by (tag, level), most runs first: where calibration should look."""
     by: dict[tuple[str, str], list[tuple[RunScore, AlertRecord]]] = {}
     for s in scores:
-        for a in s.false_alerts:
+        for a in [*s.false_alerts, *s.stress_critical]:
             by.setdefault((a.tag, a.level), []).append((s, a))
     out = []
     for (tag, level), pairs in by.items():

@@ -94,12 +94,13 @@ def byol(
     inject: str | None = None,
     inject_at: int | None = None,
     head_wd: float = 50.0,
+    lr_factor: float = 10.0,
 ) -> Info:
     """BYOL (``variant="byol"``), BYOL with wrapper naming (``"wrapped"``) or SimSiam (``"simsiam"``).
 
     Injections: ``collapse`` drops the predictor and the stop-gradient (the
     symmetric cosine loss between two online projections, which collapses);
-    ``momentum1`` freezes the teacher (m = 1); ``lr10`` multiplies the learning rate by 10;
+    ``momentum1`` freezes the teacher (m = 1); ``lr10`` multiplies the learning rate by ``lr_factor`` (10 unless given);
     ``head_wd`` switches on decoupled weight decay ``head_wd`` (AdamW) on the projection's last
     layer: the cosine loss cannot see the projection's scale, so the embeddings shrink to the
     origin while keeping their directions (norm collapse).
@@ -131,7 +132,7 @@ def byol(
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
             if inject == "lr10" and step == inject_at:
-                _scale_lr(opt, 10.0)
+                _scale_lr(opt, lr_factor)
             if inject == "head_wd" and step == inject_at:
                 opt.param_groups[1]["weight_decay"] = head_wd
             m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum

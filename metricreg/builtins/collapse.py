@@ -81,11 +81,15 @@ HEALTH: dict[str, Health] = {
     ),
     "rankme_ratio": Health(
         category="collapse",
+        baseline="best_after_warmup",
+        critical_below_frac=0.4,
         direction="higher_is_better",
         title="RankMe / min(n, d)",
         description="RankMe divided by min(n, d) (finite-sample ceiling 0.80 at n = d, 0.99 at n = 10d for "
-        "Gaussian data). Informational: healthy runs lose much of their initial rank (BYOL to 0.55×, DINO "
-        "to 0.16×, VICReg to 0.3× of step 0 in the calibration runs), so a fall alone is no verdict.",
+        "Gaussian data). Healthy runs lose much of their initial rank (BYOL to 0.55×, DINO to 0.16×, VICReg "
+        "to 0.3× of step 0 in the calibration runs), so it is judged against its best after a 3-point warm-up: "
+        "critical below 0.4× that (a learning rate ×100 in BYOL: 0.25–0.31× one interval later; healthy "
+        "benchmark runs ≥ 0.65×).",
         remedy=_REMEDY_DIM,
     ),
     "effective_rank": Health(

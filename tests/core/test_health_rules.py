@@ -107,6 +107,23 @@ def test_relative_to_initial_waits_for_its_baseline():
     assert verdict.alerts[0].threshold == pytest.approx(4.5)
 
 
+def test_best_after_warmup_ignores_the_fall_from_the_random_init_level():
+    warm = mr.Health(direction="higher_is_better", baseline="best_after_warmup", critical_below_frac=0.4)
+    best = mr.Health(direction="higher_is_better", baseline="best", critical_below_frac=0.4)
+    # A rank that falls from 0.8 at init to 0.3 during the first 3 points, then holds: healthy.
+    healthy = [0.8, 0.4, 0.3, 0.31, 0.32, 0.30, 0.31, 0.32]
+    assert evaluate_series("x", range(8), healthy, warm).alerts == []
+    assert evaluate_series("x", range(8), healthy, best).alerts  # against the init level it alarms
+    # The same run whose rank then falls 3x in one interval (a learning rate x100): critical at once.
+    kill = evaluate_series("x", range(8), [0.8, 0.4, 0.3, 0.31, 0.32, 0.10, 0.11, 0.12], warm)
+    [alert] = kill.alerts
+    assert (alert.level, alert.first_step) == ("critical", 5)
+    assert alert.threshold == pytest.approx(0.4 * 0.32)
+    assert "best after warm-up 0.32" in alert.message
+    with pytest.raises(mr.SpecError, match="direction"):
+        mr.Health(baseline="best_after_warmup", critical_below_frac=0.4)
+
+
 def test_relative_thresholds_need_a_baseline_and_direction():
     with pytest.raises(mr.SpecError, match="baseline"):
         mr.Health(warn_below_frac=0.5)

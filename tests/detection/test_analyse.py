@@ -14,6 +14,7 @@ from benchmarks.detection.analyse import (
     broken_at,
     healthy_worst,
     vs_best,
+    vs_best_after_warmup,
     vs_initial,
     vs_previous,
 )
@@ -26,6 +27,15 @@ def test_ratios_against_best_initial_and_previous_point():
     assert math.isnan(vs_previous(v)[0])
     init = vs_initial(v, points=3)  # baseline median(1, 4, 2) = 2
     assert np.isnan(init[:3]).all() and init[3] == pytest.approx(0.2)
+
+
+def test_best_after_warmup_ignores_the_random_init_level():
+    # The rank falls from its random-init 8 to 3 in healthy warm-up, then a kill halves it.
+    v = np.array([8.0, 5.0, 4.0, 3.0, 3.5, 1.4])
+    warm = vs_best_after_warmup(v, points=3)
+    assert np.isnan(warm[:3]).all()
+    np.testing.assert_allclose(warm[3:], [1.0, 1.0, 0.4])
+    assert vs_best(v)[3] == pytest.approx(3 / 8)  # against the init level the warm-up itself alarms
 
 
 def _run(norm, category=None, onset=None):

@@ -1,6 +1,6 @@
 """The detection benchmark on a few short real runs: its scoring, and the issue's targets.
 
-Trains six short scenarios of ``benchmarks.detection`` (the ``--quick`` subset, one
+Trains seven short scenarios of ``benchmarks.detection`` (the ``--quick`` subset, one
 seed each, ~15 s on a 2-core CPU) with a real default Monitor, then:
 
 * checks the scorer on them (a NaN injected at step 300 is detected in stability at
@@ -26,7 +26,7 @@ from benchmarks.detection.runner import find_runs, jobs_for, train_all
 from benchmarks.detection.scenarios import select
 from benchmarks.detection.score import score_run, totals
 
-QUICK = ("byol", "byol-collapse-mid", "mlp-regularised", "mlp-nan", "two-head-off", "paired-shuffle")
+QUICK = ("byol", "byol-collapse-mid", "byol-lr-kill", "mlp-regularised", "mlp-nan", "two-head-off", "paired-shuffle")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +162,17 @@ def test_target_byol_collapse_is_critical_in_collapse_within_one_interval(scores
     assert s.error is None
     assert s.detected, "no critical collapse alert after onset"
     assert s.delay <= 100
+    assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
+
+
+@pytest.mark.slow
+def test_a_learning_rate_x100_in_byol_is_critical_in_collapse_within_one_interval(scores):
+    # Adam 1e-3 -> 0.1 at step 300: the rank falls in one interval (rankme_ratio's warm-up rule, live).
+    s = scores["byol-lr-kill"]
+    assert s.error is None
+    assert (s.category, s.onset) == ("collapse", 300)
+    assert s.detected and s.delay <= 100
+    assert any(a.tag == "train/collapse/rankme_ratio" and a.critical_step == s.detection_step for a in s.after_onset)
     assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
 
 
