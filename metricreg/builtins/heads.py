@@ -3,7 +3,8 @@
 Input: ``heads`` = {head name: parameter-name prefix (``"rgb_head"``) or a torch submodule},
 with ``grads`` (derived from a torch ``model``; JAX users pass the gradient pytree) and
 ``model`` (for the parameters; a submodule head carries its own). One rule: ``grad_ratio`` above
-1e12, i.e. a head that receives no gradient at all. A finite ratio is informational (the
+1e12, i.e. a head that receives no gradient at all (not written while ``warmup`` is true: a term
+that joins after a warm-up gives its head a zero gradient by design). A finite ratio is informational (the
 healthy ratio depends on the architecture, the loss weights and how far each head has fit).
 
 =============================================  ==============================================================
@@ -29,6 +30,7 @@ from typing import Any
 
 from metricreg import adapters
 from metricreg import arrays as A
+from metricreg.builtins.stability import warming_up
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric, PartialResult
 
@@ -102,8 +104,12 @@ def _mean_std(xs: list[Any]) -> tuple[Any, Any]:
     return mean, xp.sqrt(sq / float(max(count - 1, 1)))
 
 
-def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, Any] | None:
-    """Per-head grad norm and parameter mean/std, plus the max/min grad-norm ratio."""
+def head_stats(heads: Any, grads: Any = None, model: Any = None, warmup: Any = None) -> dict[str, Any] | None:
+    """Per-head grad norm and parameter mean/std, plus the max/min grad-norm ratio.
+
+    While ``warmup`` is true (a Python bool, as the stability rules read it) the ratio is not
+    written: a head whose loss term joins after a warm-up gets a zero gradient by design.
+    """
     if not isinstance(heads, Mapping):
         raise ValueError(f"heads: expected a dict {{head name: prefix or submodule}}, got {type(heads).__name__}")
     if not heads:
@@ -132,7 +138,7 @@ def head_stats(heads: Any, grads: Any = None, model: Any = None) -> dict[str, An
             norms.append(norm)
         if ps:
             out[f"{label}/param_mean"], out[f"{label}/param_std"] = _mean_std(ps)
-    if len(norms) >= 2:
+    if len(norms) >= 2 and not warming_up(warmup):
         xp = A.namespace(norms[0])
         stacked = xp.stack([xp.astype(n, norms[0].dtype) for n in norms])
         out["grad_ratio"] = xp.max(stacked) / xp.clip(xp.min(stacked), 1e-30, None)
@@ -170,7 +176,8 @@ HEALTH_GRAD_RATIO = Health(
     "set, so a head that merely learns far slower is not told apart.",
     remedy="A head gets no gradient: check its loss weight and schedule, that its term is still in the "
     "summed loss, and that nothing detaches its input (losses/<name>_share shows each term's part). A "
-    "head frozen on purpose should be left out of `heads`.",
+    "head frozen on purpose should be left out of `heads`; a term that joins after a warm-up needs "
+    "`warmup=` passed (the ratio is not written while it is true).",
 )
 
 METRICS = [

@@ -263,7 +263,7 @@ def _plateau_array(value: Any, step: int, state: dict) -> Any:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
-def _warming_up(warmup: Any) -> bool:
+def warming_up(warmup: Any) -> bool:
     """True when the loop says it is warming up. Host values only: a device flag is not read
     (that would sync); pass a Python bool for the rule to follow the warm-up."""
     if warmup is None or (A.is_array(warmup) and not isinstance(warmup, np.generic)):
@@ -289,7 +289,7 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
     warm-up ends.
     """
     state = {} if state is None else state
-    if _warming_up(warmup):
+    if warming_up(warmup):
         state.clear()
         return 0.0
     value = host_float(loss)

@@ -109,3 +109,16 @@ def test_misaligned_pairs_are_critical_within_one_due_interval(tmp_path):
 def test_an_unaligned_start_then_alignment_raises_nothing(tmp_path):
     assert _paired_run(tmp_path, shuffle_at=None) == []
     assert P.HEALTH_PAIRED["margin"].critical_below_frac == 0.25
+
+
+def test_a_head_whose_term_joins_after_a_warm_up_raises_nothing_with_the_warmup_flag(tmp_path):
+    """HNeRV's CLIP term has weight 0 for the first 250 steps: a zero gradient by design, not a failure."""
+    params, grads = two_heads()
+    off = {**grads, "clip_head": {n: 0.0 * g for n, g in grads["clip_head"].items()}}
+    heads = {"rgb": "rgb_head", "clip": "clip_head"}
+    with mr.Monitor(str(tmp_path / "flagged")) as mon:
+        for step in range(501):
+            mon.step(step, model=params, grads=off if step < 250 else grads, heads=heads, warmup=step < 250)
+    assert [a for a in mon.alerts if a.tag.startswith("train/optimization/heads/")] == []
+    assert H.head_stats(heads, grads=off, model=params, warmup=True).get("grad_ratio") is None
+    assert H.head_stats(heads, grads=off, model=params, warmup=False)["grad_ratio"] > 1e12
