@@ -258,10 +258,14 @@ def dino(
     lr: float = 1e-3,
     batch_size: int = 128,
     out_dim: int = 64,
+    warmup: int = 0,
     inject: str | None = None,
     inject_at: int | None = None,
 ) -> Info:
-    """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher."""
+    """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher.
+
+    ``warmup > 0``: linear LR warm-up then cosine, as ``classifier``'s (DINO's own recipe warms up).
+    """
     g = _seed(seed)
     split = D.digits()
     student = Siamese(proj=out_dim, predictor=False)
@@ -271,6 +275,8 @@ def dino(
     order = D.batches(len(split.x_train), batch_size, g)
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
+            if warmup:
+                _set_lr(opt, lr * _warmup_cosine(step, warmup, steps))
             m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
             x = split.x_train[next(order)]
             v1, v2 = D.augment(x, g), D.augment(x, g)
