@@ -522,6 +522,44 @@ SCENARIOS += [
         holdout=True,
         note="128 training images, 16-d bottleneck, eval every 100",
     ),
+    # --- healthy supervised runs whose penultimate features lose rank as the classes separate -------
+    # (neural collapse toward C − 1 directions): they withdrew rankme_ratio's fall-from-best rule.
+    Scenario(
+        "bc-slow-penultimate",
+        "holdout",
+        "classifier",
+        {
+            "steps": 6000,
+            "dataset": "breast_cancer",
+            "width": 256,
+            "optimizer": "adamw",
+            "lr": 3e-5,
+            "batch_size": 128,
+            "embeddings": True,
+        },
+        seeds=3,
+        holdout=True,
+        note="README's quickstart on load_breast_cancer: 2 classes, 30-256-256 ReLU, AdamW 3e-5, no weight decay, "
+        "batch 128, 6,000 steps, penultimate features as embeddings",
+    ),
+    Scenario(
+        "digits-warmup-penultimate",
+        "holdout",
+        "classifier",
+        {
+            "steps": 3000,
+            "width": 256,
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "batch_size": 128,
+            "warmup": 1500,
+            "embeddings": True,
+        },
+        seeds=3,
+        holdout=True,
+        note="digits, 64-256-256 ReLU, AdamW warmed up linearly to 1e-3 over 1,500 steps then cosine to 0, "
+        "batch 128, 3,000 steps, penultimate features as embeddings",
+    ),
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -42,6 +42,18 @@ def _scale_lr(opt: torch.optim.Optimizer, factor: float) -> None:
         group["lr"] *= factor
 
 
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _warmup_cosine(step: int, warmup: int, steps: int) -> float:
+    """The learning-rate factor of a linear warm-up over ``warmup`` steps, then a cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
 def _optimizer(name: str, params: Any, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -246,10 +258,14 @@ def dino(
     lr: float = 1e-3,
     batch_size: int = 128,
     out_dim: int = 64,
+    warmup: int = 0,
     inject: str | None = None,
     inject_at: int | None = None,
 ) -> Info:
-    """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher."""
+    """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher.
+
+    ``warmup > 0``: linear LR warm-up then cosine, as ``classifier``'s (DINO's own recipe warms up).
+    """
     g = _seed(seed)
     split = D.digits()
     student = Siamese(proj=out_dim, predictor=False)
@@ -259,6 +275,8 @@ def dino(
     order = D.batches(len(split.x_train), batch_size, g)
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
+            if warmup:
+                _set_lr(opt, lr * _warmup_cosine(step, warmup, steps))
             m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
             x = split.x_train[next(order)]
             v1, v2 = D.augment(x, g), D.augment(x, g)
@@ -325,6 +343,7 @@ def classifier(
     eval_every: int = 100,
     train_accuracy: bool = True,
     embeddings: bool = False,
+    warmup: int = 0,
     inject: str | None = None,
     inject_at: int | None = None,
 ) -> Info:
@@ -332,7 +351,9 @@ def classifier(
 
     ``embeddings=True`` is README's quickstart pattern: the penultimate features
     go to ``mon.step(embeddings=lambda: z.detach())``. ``train_size`` trains on a
-    small subset (overfitting on purpose). Injections: ``lr10`` (learning rate ×10)
+    small subset (overfitting on purpose). ``warmup > 0`` ramps the learning rate
+    linearly from 0 over ``warmup`` steps, then decays it on a cosine to 0 (the
+    transformer recipe). Injections: ``lr10`` (learning rate ×10)
     and ``nan`` (one batch carries a NaN pixel: the weights turn NaN).
     """
     g = _seed(seed)
@@ -345,6 +366,8 @@ def classifier(
     evals: list[tuple[int, float, float]] = []
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
+            if warmup:
+                _set_lr(opt, lr * _warmup_cosine(step, warmup, steps))
             if inject == "lr10" and step == inject_at:
                 _scale_lr(opt, 10.0)
             idx = next(order)

@@ -25,19 +25,26 @@ from benchmarks.detection.report import markdown, text_tables
 from benchmarks.detection.runner import find_runs, jobs_for, train_all
 from benchmarks.detection.scenarios import select
 from benchmarks.detection.score import score_run, totals
+from metricreg.reader import read_run
 
 QUICK = ("byol", "byol-collapse-mid", "byol-lr-kill", "mlp-regularised", "mlp-nan", "two-head-off", "paired-shuffle")
 
 
 @pytest.fixture(scope="module")
-def scores(tmp_path_factory):
+def runs(tmp_path_factory):
+    """scenario -> (run directory, truth) of the quick subset, trained once."""
     logdir = tmp_path_factory.mktemp("detruns")
     scenarios = select(QUICK, quick=True)
     assert [s.name for s in scenarios] == list(QUICK)
     train_all(jobs_for(scenarios, str(logdir), seeds=1), processes=1)
-    runs = find_runs(str(logdir))
-    assert len(runs) == len(QUICK)
-    return {truth["scenario"]: score_run(path, truth) for path, truth in runs}
+    found = find_runs(str(logdir))
+    assert len(found) == len(QUICK)
+    return {truth["scenario"]: (path, truth) for path, truth in found}
+
+
+@pytest.fixture(scope="module")
+def scores(runs):
+    return {name: score_run(path, truth) for name, (path, truth) in runs.items()}
 
 
 @pytest.mark.slow
@@ -166,14 +173,20 @@ def test_target_byol_collapse_is_critical_in_collapse_within_one_interval(scores
 
 
 @pytest.mark.slow
-def test_a_learning_rate_x100_in_byol_is_critical_in_collapse_within_one_interval(scores):
-    # Adam 1e-3 -> 0.1 at step 300: the rank falls in one interval (rankme_ratio's warm-up rule, live).
+def test_a_learning_rate_x100_in_byol_is_a_known_miss_its_rank_fall_stays_informational(runs, scores):
+    # Adam 1e-3 -> 0.1 at step 300: RankMe/d falls ~3x in one interval. A healthy 2-class
+    # classifier's penultimate features lose as much rank (bc-slow-penultimate: 0.34x its best
+    # after warm-up), so rankme_ratio has no rule: no collapse alert, a documented miss
+    # (docs/metrics.md), while the chart still shows the fall.
     s = scores["byol-lr-kill"]
     assert s.error is None
     assert (s.category, s.onset) == ("collapse", 300)
-    assert s.detected and s.delay <= 100
-    assert any(a.tag == "train/collapse/rankme_ratio" and a.critical_step == s.detection_step for a in s.after_onset)
+    assert not s.detected
+    assert not any(a.category == "collapse" for a in s.after_onset)
     assert s.false_alerts == [], [f"{a.level} {a.tag}@{a.first_step}={a.value:.4g}" for a in s.false_alerts]
+    steps, values = read_run(runs["byol-lr-kill"][0]).series["train/collapse/rankme_ratio"][:2]
+    at = list(steps).index(300)
+    assert values[at + 1] < 0.5 * values[at]
 
 
 @pytest.mark.slow
