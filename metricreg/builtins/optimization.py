@@ -41,6 +41,7 @@ from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
+from metricreg.rule_jobs import writer_rule
 from metricreg.schedules import every
 from metricreg.spec import Health, Metric
 
@@ -103,6 +104,7 @@ def learning_rate(optimizer: Any) -> Any:
     return None
 
 
+@writer_rule
 def grad_norm_metric(grad_norm: Any) -> Any:
     # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
     if grad_norm is None:
@@ -116,6 +118,7 @@ def grad_norm_metric(grad_norm: Any) -> Any:
     return A.host_scalar(norm)  # a CPU scalar is read as a float now: no copy taken at its step
 
 
+@writer_rule
 def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> Any:
     """Fraction of the last CLIP_WINDOW sampled steps whose gradient norm reached ``max_norm``."""
     if grad_norm is None or max_norm is None:
