@@ -29,7 +29,7 @@ from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
-from metricreg.rule_jobs import NOT_HOST, host_value, is_writer_rule
+from metricreg.rule_jobs import NOT_HOST, host_value, snapshot_tensors, writer_inputs
 from metricreg.schedules import NEVER, Predicate
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
@@ -159,6 +159,7 @@ class _Compiled:
         "series",
         "state",
         "wants_state",
+        "writer",
     )
 
     def __init__(self, reg: Registered) -> None:
@@ -190,9 +191,10 @@ class _Compiled:
         # A scalar rule that may run in the writer-thread job (metricreg.rule_jobs): None until its
         # first due step decides (True: its inputs were host numbers), False for every other metric.
         # Once True it stays there, so its state is only ever touched by the writer thread.
+        self.writer = writer_inputs(reg.metric.compute)  # (copies, passes): see rule_jobs.writer_rule
         self.route: bool | None = (
             None
-            if is_writer_rule(reg.metric.compute)
+            if self.writer is not None
             and self.schedule.event == "step"
             and not self.fan_out
             and not self.predicate
@@ -299,6 +301,7 @@ class Monitor:
         self._input_errors: dict[str, dict[str, Any]] = {}  # "input:<name>" -> failures of a lazy input
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
+        self._copies: dict[tuple[int, bool], Any] = {}  # the due step's parameter/gradient copies (rule_jobs)
         self._writer: EventWriter | None = None
         if self.rank == 0:
             _warn_if_shared(self.logdir)
@@ -528,6 +531,8 @@ class Monitor:
                 )
         finally:
             close_step_scalars(memo)
+            if self._copies:
+                self._copies.clear()
         if exchange is not None and (event != "step" or position >= exchange.next_due):
             if event == "step":
                 exchange.advance(position)
@@ -670,7 +675,9 @@ class Monitor:
         Missing and failing inputs are handled as in _run_one. On its first due step a rule whose
         inputs are not all host numbers is sent back to the inline route for good (route False:
         the kwargs are returned for _run_one to ignore); later, a value that is not one host
-        number is captured at its step and the writer runs the rule on the copy.
+        number is captured at its step and the writer runs the rule on the copy, and a parameter
+        set that can no longer be copied (rule_jobs.snapshot_tensors) sends the rule back inline
+        once the writer has finished its queued jobs.
         """
         for name in compiled.required:
             if name not in raw and name not in inputs:
@@ -679,6 +686,7 @@ class Monitor:
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return None
         kwargs: dict[str, Any] = {}
+        copies, passes = compiled.writer  # type: ignore[misc]
         try:
             for name, how in compiled.plan:
                 if how == 3 and name not in inputs:
@@ -686,10 +694,18 @@ class Monitor:
                 value = raw.get(name, _MISSING) if how == 4 else _MISSING
                 if value is _MISSING or is_deferred(value):
                     value = inputs[name]
-                number = host_value(value)
+                if name in passes:
+                    kwargs[name] = value
+                    continue
+                number = self._copy(value, name == "model") if name in copies else host_value(value)
                 if number is NOT_HOST:
                     if compiled.route is None:
                         compiled.route = False
+                        return kwargs
+                    if name in copies:  # no longer a small CPU parameter set: back inline, after
+                        compiled.route = False  # the writer has run its queued jobs (their state is shared)
+                        if self._writer is not None:
+                            self._writer.flush()
                         return kwargs
                     number = _captured(value)
                 kwargs[name] = number
@@ -703,6 +719,14 @@ class Monitor:
             return None
         compiled.route = True
         return kwargs
+
+    def _copy(self, value: Any, trainable_only: bool) -> Any:
+        """snapshot_tensors of ``value``, taken once per due step whichever rules ask."""
+        key = (id(value), trainable_only)
+        hit = self._copies.get(key)
+        if hit is None or hit[0] is not value:
+            hit = self._copies[key] = (value, snapshot_tensors(value, trainable_only))
+        return hit[1]
 
     def _run_rules(
         self, step: int, rules: list[tuple[_Compiled, dict[str, Any], str, str]]

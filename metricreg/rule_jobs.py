@@ -30,14 +30,71 @@ _PLAIN = frozenset({float, int, bool, str, type(None)})
 NOT_HOST = object()  # host_value's answer for a value that is not one host number
 
 
-def writer_rule(compute: F) -> F:
-    """Mark a scalar rule that may run on the writer thread on host-number inputs (returns it)."""
-    setattr(compute, _MARK, True)
-    return compute
+def writer_rule(compute: F | None = None, *, copies: tuple[str, ...] = (), passes: tuple[str, ...] = ()) -> Any:
+    """Mark a rule that may run on the writer thread (returns it; usable as ``@writer_rule(...)`` too).
+
+    Its inputs must be host numbers, except the names in ``copies`` (a torch module or a
+    {name: tensor} dict of plain CPU tensors: the writer gets :func:`snapshot_tensors`' copy
+    taken at the step) and in ``passes`` (objects handed over as they are because the rule only
+    reads their structure or its own keys of them: a module's layer types, ``shared``).
+    """
+
+    def mark(fn: F) -> F:
+        setattr(fn, _MARK, (tuple(copies), tuple(passes)))
+        return fn
+
+    return mark(compute) if compute is not None else mark
 
 
-def is_writer_rule(compute: Callable[..., Any]) -> bool:
-    return getattr(compute, _MARK, False) is True
+def writer_inputs(compute: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(copies, passes) of a :func:`writer_rule`, None for any other compute function."""
+    mark = getattr(compute, _MARK, None)
+    return mark if isinstance(mark, tuple) else None
+
+
+# The largest parameter (or gradient) set copied for a writer pass: the copy is one memcpy of every
+# entry (~0.1 ms a megabyte), the inline passes sample at most 16,384 entries a tensor. Beyond this
+# the copy would cost the training thread more than the passes it moves, so they stay inline.
+MAX_COPY_ENTRIES = 1 << 18
+
+
+def snapshot_tensors(value: Any, trainable_only: bool) -> Any:
+    """{name: copy} of a torch module's (trainable) parameters or a {name: grad} dict, or NOT_HOST.
+
+    The copy is one ``torch.cat`` into a new buffer (views of it per tensor, same shapes and
+    values), taken now: the optimizer's next in-place update cannot move it. Only for plain,
+    contiguous-or-not CPU tensors of one floating dtype (no shards, no DTensors) whose entries
+    number at most MAX_COPY_ENTRIES; anything else is NOT_HOST and the rule stays inline.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return NOT_HOST
+    from metricreg import adapters
+
+    if adapters.is_torch_module(value):
+        named = adapters.named_parameters(value, trainable_only=trainable_only)
+    elif isinstance(value, dict):
+        named = adapters.named_grads(value) or []
+    else:
+        return NOT_HOST
+    if not named:
+        return NOT_HOST
+    first = named[0][1]
+    total = 0
+    for _, t in named:
+        if type(t) is not torch.Tensor or t.__dict__ or not t.is_cpu or t.dtype != first.dtype or not t.is_contiguous():
+            return NOT_HOST
+        total += t.numel()
+    if total > MAX_COPY_ENTRIES or not first.is_floating_point():
+        return NOT_HOST
+    flat = torch.cat([t.detach().reshape(-1) for _, t in named])
+    out: dict[str, Any] = {}
+    start = 0
+    for name, t in named:
+        n = t.numel()
+        out[name] = flat[start : start + n].view(t.shape)
+        start += n
+    return out
 
 
 def host_value(value: Any) -> Any:

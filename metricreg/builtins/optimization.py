@@ -161,6 +161,7 @@ def _snapshot(params: list[tuple[str, Any]]) -> list[tuple[str, Any, float]]:
     return out
 
 
+@writer_rule(copies=("model",), passes=("shared",))
 def update_snapshot(model: Any, step: int = 0, shared: dict | None = None) -> None:
     """Store a parameter sample one step before ``update_ratio`` is due (writes nothing)."""
     if shared is not None:
@@ -168,6 +169,7 @@ def update_snapshot(model: Any, step: int = 0, shared: dict | None = None) -> No
     return None
 
 
+@writer_rule(copies=("model",), passes=("shared",))
 def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     """‖Δθ‖/‖θ‖ per step over the trainable parameters (see the module docstring)."""
     if shared is None:
@@ -216,6 +218,7 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     return result
 
 
+@writer_rule(copies=("grads",), passes=("model",))
 def dead_units(grads: Any, model: Any = None) -> Any:
     """Fraction of units (rows of every ≥ 2-D weight gradient) whose gradient is exactly zero.
 
@@ -258,6 +261,7 @@ def _dead_units_torch(grads: list[Any]) -> Any:
     return zero / float(sum(int(g.shape[0]) for g in grads))
 
 
+@writer_rule(copies=("grads",))
 def grad_flow(grads: Any) -> dict[str, Any] | None:
     """Gradient L2 norm per top-level module (one level deeper when there is a single top level)."""
     named = adapters.named_grads(grads) if grads is not None else None

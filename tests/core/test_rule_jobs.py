@@ -157,3 +157,63 @@ def test_a_failing_rule_in_the_job_is_counted_under_its_name_as_inline(tmp_path,
     assert listed["job"] == listed["inline"]
     assert listed["job"]["fragile"]["count"] == 6 and listed["job"]["fragile"]["disabled"]
     assert "fragile (plugin" in format_report(report) and "6 failure(s) from step 1, disabled" in format_report(report)
+
+
+PASSES = (
+    "optimization/update_snapshot",
+    "optimization/update_ratio",
+    "optimization/dead_units",
+    "optimization/grad_flow",
+    "optimization/init_distance",
+)
+
+
+def train(logdir, inline_route: bool, width: int = 64, steps: int = 420):
+    """A small torch MLP trained with AdamW (a large learning rate kills some ReLU units)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU()
+    )
+    model.add_module("head", torch.nn.Linear(width, 4))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-2)
+    gen = torch.Generator().manual_seed(1)
+    mon = mr.Monitor(logdir)
+    if inline_route:
+        inline(mon)
+    for step in range(steps):
+        x = torch.randn(32, 16, generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(x), (x[:, 0] > 0).long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(step, loss=loss.detach(), model=model, optimizer=opt)
+    routes = {c.name: c.route for c in mon._table if c.name in PASSES}
+    mon.close()
+    return scalars(logdir), routes
+
+
+def test_parameter_passes_on_the_writer_write_what_the_inline_passes_write(tmp_path):
+    job, routes = train(tmp_path / "job", inline_route=False)
+    inline_run, inline_routes = train(tmp_path / "inline", inline_route=True)
+    assert routes == dict.fromkeys(PASSES, True) and inline_routes == dict.fromkeys(PASSES, False)
+    moved = {t for t in inline_run if t.startswith("train/optimization/") and "/lr" not in t}
+    assert {
+        "train/optimization/update_ratio",
+        "train/optimization/dead_units",
+        "train/optimization/init_distance",
+        "train/optimization/grad_flow/0",
+        "train/optimization/grad_flow/head",
+    } <= moved
+    for tag in sorted(moved):
+        assert job[tag] == inline_run[tag], tag  # bit for bit: the same kernels on a copy of the same values
+    assert [s for s, _ in job["train/optimization/update_ratio"]] == [100, 200, 300, 400]
+    assert job["train/optimization/update_ratio"][0][1] > 0 and job["train/optimization/init_distance"][-1][1] > 0
+
+
+def test_a_parameter_set_too_large_to_copy_stays_inline(tmp_path, monkeypatch):
+    from metricreg import rule_jobs
+
+    monkeypatch.setattr(rule_jobs, "MAX_COPY_ENTRIES", 1000)
+    values, routes = train(tmp_path / "big", inline_route=False, steps=120)
+    assert routes == dict.fromkeys(PASSES, False)
+    assert [s for s, _ in values["train/optimization/update_ratio"]] == [100]
