@@ -29,7 +29,7 @@ from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
-from metricreg.rule_jobs import NOT_HOST, host_value, snapshot_tensors, writer_inputs
+from metricreg.rule_jobs import NOT_HOST, host_value, materialize, snapshot_tensors, writer_inputs
 from metricreg.schedules import NEVER, Predicate
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
@@ -500,6 +500,7 @@ class Monitor:
         memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
         jobs = event == "step" and writes and self._exchange is None and self._writer is not None
         rules: list[tuple[_Compiled, dict[str, Any], str, str]] | None = None
+        numbers: dict[str, Any] | None = None  # the step's host numbers by input name, for the writer rules
         try:
             for compiled in table:
                 if compiled.disabled:
@@ -518,7 +519,9 @@ class Monitor:
                 if not writes and not is_shared:
                     continue  # only metrics shared across ranks run beyond rank 0
                 if jobs and compiled.route is not False:
-                    kwargs = self._rule_inputs(compiled, inputs, raw, step)
+                    if numbers is None:
+                        numbers = {}
+                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers)
                     if kwargs is None:
                         continue
                     if compiled.route:
@@ -668,7 +671,7 @@ class Monitor:
                 cost.finish(running, elapsed)
 
     def _rule_inputs(
-        self, compiled: _Compiled, inputs: Inputs, raw: Mapping[str, Any], step: int
+        self, compiled: _Compiled, inputs: Inputs, raw: Mapping[str, Any], step: int, numbers: dict[str, Any]
     ) -> dict[str, Any] | None:
         """A writer rule's arguments as host numbers, read now; None when it does not run this step.
 
@@ -677,7 +680,8 @@ class Monitor:
         the kwargs are returned for _run_one to ignore); later, a value that is not one host
         number is captured at its step and the writer runs the rule on the copy, and a parameter
         set that can no longer be copied (rule_jobs.snapshot_tensors) sends the rule back inline
-        once the writer has finished its queued jobs.
+        once the writer has finished its queued jobs. ``numbers`` keeps the host numbers read
+        this step by input name (the loss serves five rules): each is read and checked once.
         """
         for name in compiled.required:
             if name not in raw and name not in inputs:
@@ -689,6 +693,10 @@ class Monitor:
         copies, passes = compiled.writer  # type: ignore[misc]
         try:
             for name, how in compiled.plan:
+                number = numbers.get(name, _MISSING)
+                if number is not _MISSING:
+                    kwargs[name] = number
+                    continue
                 if how == 3 and name not in inputs:
                     continue
                 value = raw.get(name, _MISSING) if how == 4 else _MISSING
@@ -708,6 +716,8 @@ class Monitor:
                             self._writer.flush()
                         return kwargs
                     number = _captured(value)
+                elif name not in copies:
+                    numbers[name] = number
                 kwargs[name] = number
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -745,7 +755,7 @@ class Monitor:
             try:  # (not timed into the CostMeter: that is training-thread time)
                 if compiled.wants_state:
                     kwargs["state"] = compiled.state.setdefault((split, None), {})
-                self._collect(compiled, compiled.metric.compute(**kwargs), tag_split, None, out)
+                self._collect(compiled, compiled.metric.compute(**materialize(kwargs)), tag_split, None, out)
             except Exception as exc:
                 with self._failure_lock:
                     message = f"{type(exc).__name__}: {exc}"
