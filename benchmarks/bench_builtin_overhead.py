@@ -169,12 +169,17 @@ def train(steps: int, mon: mr.Monitor | Timed | None, cpu: list[float] | None = 
 
 
 def profile_metrics(steps: int) -> None:
-    """Per-metric training-thread cost (wraps Monitor._run_one, a private method: benchmark only)."""
+    """Per-metric training-thread cost (wraps Monitor._run_one and _rule_inputs, private methods: benchmark only).
+
+    A rule run in the writer-thread job (metricreg.rule_jobs) costs the training thread only its
+    inputs' reads and copies (_rule_inputs); it is listed with ``*`` after its name.
+    """
     from metricreg import monitor as monitor_module
 
     cost: dict[str, float] = {}
     calls: dict[str, int] = {}
     real = monitor_module.Monitor._run_one
+    real_inputs = monitor_module.Monitor._rule_inputs
 
     def timed_run_one(self, compiled, *args, **kwargs):
         start = time.thread_time()
@@ -182,16 +187,26 @@ def profile_metrics(steps: int) -> None:
         cost[compiled.name] = cost.get(compiled.name, 0.0) + time.thread_time() - start
         calls[compiled.name] = calls.get(compiled.name, 0) + 1
 
+    def timed_rule_inputs(self, compiled, *args, **kwargs):
+        start = time.thread_time()
+        out = real_inputs(self, compiled, *args, **kwargs)
+        name = compiled.name + ("*" if compiled.route else "")
+        cost[name] = cost.get(name, 0.0) + time.thread_time() - start
+        calls[name] = calls.get(name, 0) + 1
+        return out
+
     cpu: list[float] = []
     for _ in range(2):
         train(steps, None, cpu)
     bare = min(cpu)
     monitor_module.Monitor._run_one = timed_run_one
+    monitor_module.Monitor._rule_inputs = timed_rule_inputs
     try:
         with tempfile.TemporaryDirectory() as tmp, mr.Monitor(os.path.join(tmp, "profile")) as mon:
             train(steps, mon)
     finally:
         monitor_module.Monitor._run_one = real
+        monitor_module.Monitor._rule_inputs = real_inputs
     print(f"\nper metric, training-thread CPU time ({steps} steps; share of the bare loop's {bare * 1e3:.0f} ms):")
     print(f"{'metric':34s} {'due':>5s} {'us/due step':>12s} {'share':>7s}")
     for name, total in sorted(cost.items(), key=lambda kv: -kv[1]):

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -28,6 +29,7 @@ from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
+from metricreg.rule_jobs import NOT_HOST, host_value, materialize, snapshot_tensors, writer_inputs
 from metricreg.schedules import NEVER, Predicate
 from metricreg.spec import PartialResult
 from metricreg.writer import (
@@ -163,10 +165,12 @@ class _Compiled:
         "predicate",
         "reported_missing",
         "required",
+        "route",
         "schedule",
         "series",
         "state",
         "wants_state",
+        "writer",
     )
 
     def __init__(self, reg: Registered) -> None:
@@ -195,6 +199,19 @@ class _Compiled:
         self.last_failure: int | None = None
         self.last_message = ""
         self.cost: list[float] = [0, 0.0, 0.0]  # replaced by the Monitor's CostMeter slot
+        # A scalar rule that may run in the writer-thread job (metricreg.rule_jobs): None until its
+        # first due step decides (True: its inputs were host numbers), False for every other metric.
+        # Once True it stays there, so its state is only ever touched by the writer thread.
+        self.writer = writer_inputs(reg.metric.compute)  # (copies, passes): see rule_jobs.writer_rule
+        self.route: bool | None = (
+            None
+            if self.writer is not None
+            and self.schedule.event == "step"
+            and not self.fan_out
+            and not self.predicate
+            and all(how in (2, 3, 4) for _, how in self.plan)
+            else False
+        )
 
     def series_key(self, split: str, key: str | None, member: str | None) -> SeriesKey:
         cache_key = (split, key, member)
@@ -295,6 +312,7 @@ class Monitor:
         self._input_errors: dict[str, dict[str, Any]] = {}  # "input:<name>" -> failures of a lazy input
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
+        self._copies: dict[tuple[int, bool], Any] = {}  # the due step's parameter/gradient copies (rule_jobs)
         self._writer: EventWriter | None = None
         if self.rank == 0:
             _warn_if_shared(self.logdir)
@@ -491,6 +509,9 @@ class Monitor:
         writes = self.rank == 0
         exchange = self._exchange if self._exchange is not None and self._exchange.active else None
         memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
+        jobs = event == "step" and writes and self._exchange is None and self._writer is not None
+        rules: list[tuple[_Compiled, dict[str, Any], str, str]] | None = None
+        numbers: dict[str, Any] | None = None  # the step's host numbers by input name, for the writer rules
         try:
             for compiled in table:
                 if compiled.disabled:
@@ -508,11 +529,24 @@ class Monitor:
                 is_shared = exchange is not None and compiled.name in exchange.shared
                 if not writes and not is_shared:
                     continue  # only metrics shared across ranks run beyond rank 0
+                if jobs and compiled.route is not False:
+                    if numbers is None:
+                        numbers = {}
+                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers)
+                    if kwargs is None:
+                        continue
+                    if compiled.route:
+                        if rules is None:
+                            rules = []
+                        rules.append((compiled, kwargs, split, compiled.metric.split or split))
+                        continue
                 self._run_one(
                     compiled, inputs, split, compiled.metric.split or split, step, shared if is_shared else results, raw
                 )
         finally:
             close_step_scalars(memo)
+            if self._copies:
+                self._copies.clear()
         if exchange is not None and (event != "step" or position >= exchange.next_due):
             if event == "step":
                 exchange.advance(position)
@@ -522,7 +556,9 @@ class Monitor:
             results.extend(shared)
         if direct:
             self.log(direct, step=step, split=split)
-        if results and self._writer is not None:
+        if rules is not None and self._writer is not None:  # one record: the values and the rules' job
+            self._writer.put(("values", step, time.time(), results, partial(self._run_rules, step, rules)))
+        elif results and self._writer is not None:
             self._writer.put(("values", step, time.time(), results))
 
     def _share(
@@ -662,6 +698,102 @@ class Monitor:
                 acc[2] = elapsed
             if elapsed > cost.alarm:
                 cost.finish(running, elapsed)
+
+    def _rule_inputs(
+        self, compiled: _Compiled, inputs: Inputs, raw: Mapping[str, Any], step: int, numbers: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A writer rule's arguments as host numbers, read now; None when it does not run this step.
+
+        Missing and failing inputs are handled as in _run_one. On its first due step a rule whose
+        inputs are not all host numbers is sent back to the inline route for good (route False:
+        the kwargs are returned for _run_one to ignore); later, a value that is not one host
+        number is captured at its step and the writer runs the rule on the copy, and a parameter
+        set that can no longer be copied (rule_jobs.snapshot_tensors) sends the rule back inline
+        once the writer has finished its queued jobs. ``numbers`` keeps the host numbers read
+        this step by input name (the loss serves five rules): each is read and checked once.
+        """
+        for name in compiled.required:
+            if name not in raw and name not in inputs:
+                if not compiled.reported_missing:
+                    compiled.reported_missing = True
+                    log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
+                return None
+        kwargs: dict[str, Any] = {}
+        copies, passes = compiled.writer  # type: ignore[misc]
+        try:
+            for name, how in compiled.plan:
+                number = numbers.get(name, _MISSING)
+                if number is not _MISSING:
+                    kwargs[name] = number
+                    continue
+                if how == 3 and name not in inputs:
+                    continue
+                value = raw.get(name, _MISSING) if how == 4 else _MISSING
+                if value is _MISSING or is_deferred(value):
+                    value = inputs[name]
+                if name in passes:
+                    kwargs[name] = value
+                    continue
+                number = self._copy(value, name == "model") if name in copies else host_value(value)
+                if number is NOT_HOST:
+                    if compiled.route is None:
+                        compiled.route = False
+                        return kwargs
+                    if name in copies:  # no longer a small CPU parameter set: back inline, after
+                        compiled.route = False  # the writer has run its queued jobs (their state is shared)
+                        if self._writer is not None:
+                            self._writer.flush()
+                        return kwargs
+                    number = _captured(value)
+                elif name not in copies:
+                    numbers[name] = number
+                kwargs[name] = number
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except InputError as exc:
+            self._input_failed(exc, step)
+            return None
+        except Exception as exc:
+            self._failed(compiled, step, exc)
+            return None
+        compiled.route = True
+        return kwargs
+
+    def _copy(self, value: Any, trainable_only: bool) -> Any:
+        """snapshot_tensors of ``value``, taken once per due step whichever rules ask."""
+        key = (id(value), trainable_only)
+        hit = self._copies.get(key)
+        if hit is None or hit[0] is not value:
+            hit = self._copies[key] = (value, snapshot_tensors(value, trainable_only))
+        return hit[1]
+
+    def _run_rules(
+        self, step: int, rules: list[tuple[_Compiled, dict[str, Any], str, str]]
+    ) -> tuple[list[tuple[SeriesKey, Any]], list[tuple[str, dict[str, Any]]]]:
+        """The writer-thread job of one due step: each rule in table order, each failure its own.
+
+        Returns the values to write and, per failed rule, its error account (counted here, as
+        _failed counts an inline failure: same message, same count, same disabling after
+        ``max_failures`` in a row); the other rules of the job still run.
+        """
+        out: list[tuple[SeriesKey, Any]] = []
+        failures: list[tuple[str, dict[str, Any]]] = []
+        for compiled, kwargs, split, tag_split in rules:
+            if compiled.disabled:
+                continue
+            try:  # (not timed into the CostMeter: that is training-thread time)
+                if compiled.wants_state:
+                    kwargs["state"] = compiled.state.setdefault((split, None), {})
+                self._collect(compiled, compiled.metric.compute(**materialize(kwargs)), tag_split, None, out)
+            except Exception as exc:
+                with self._failure_lock:
+                    message = f"{type(exc).__name__}: {exc}"
+                    failures.append(
+                        (compiled.name, self._count_failure(compiled, step, message, compiled.consecutive + 1))
+                    )
+            else:
+                compiled.consecutive = 0
+        return out, failures
 
     def _collect(
         self, compiled: _Compiled, result: Any, split: str, key: str | None, out: list[tuple[SeriesKey, Any]]

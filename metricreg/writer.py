@@ -307,7 +307,13 @@ class EventWriter:
     def _handle(self, record: tuple) -> None:
         kind = record[0]
         if kind == "values":
-            _, step, wall_time, items = record
+            step, wall_time, items = record[1:4]
+            if len(record) > 4:  # the Monitor's scalar rules, run here (metricreg.rule_jobs)
+                ruled, failures = record[4]()
+                items = items + ruled
+                for metric, info in failures:  # counted by the Monitor under the rule's name, as inline
+                    self._errors[metric] = info
+                    self._errors_dirty = True
             self._write_values(step, wall_time, items)
         elif kind == "log":
             _, step, wall_time, split, values = record

@@ -23,11 +23,13 @@ from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
+from metricreg.rule_jobs import writer_rule
 from metricreg.spec import Health, Metric
 
 INIT_EVERY = 100
 
 
+@writer_rule(copies=("model",))
 def init_distance(model: Any, state: dict | None = None) -> Any:
     """‖θ − θ₀‖ / ‖θ₀‖ over the trainable parameters; θ₀ sampled at the first due step."""
     state = {} if state is None else state

@@ -10,6 +10,7 @@ from typing import Any
 
 from metricreg import arrays as A
 from metricreg.hookspecs import hookimpl
+from metricreg.rule_jobs import writer_rule
 from metricreg.spec import Health, Metric
 
 
@@ -29,10 +30,12 @@ def scalar(x: Any) -> Any:
     return x
 
 
+@writer_rule
 def loss(loss: Any) -> Any:
     return scalar(loss)
 
 
+@writer_rule
 def accuracy(accuracy: Any) -> Any:
     return scalar(accuracy)
 

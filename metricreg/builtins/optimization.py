@@ -41,6 +41,7 @@ from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
+from metricreg.rule_jobs import writer_rule
 from metricreg.schedules import every
 from metricreg.spec import Health, Metric
 
@@ -103,6 +104,7 @@ def learning_rate(optimizer: Any) -> Any:
     return None
 
 
+@writer_rule
 def grad_norm_metric(grad_norm: Any) -> Any:
     # A DTensor norm (clip_grad_norm_ under FSDP2) is read locally: never a DTensor op here.
     if grad_norm is None:
@@ -116,6 +118,7 @@ def grad_norm_metric(grad_norm: Any) -> Any:
     return A.host_scalar(norm)  # a CPU scalar is read as a float now: no copy taken at its step
 
 
+@writer_rule
 def clip_fraction(grad_norm: Any, max_norm: Any, state: dict | None = None) -> Any:
     """Fraction of the last CLIP_WINDOW sampled steps whose gradient norm reached ``max_norm``."""
     if grad_norm is None or max_norm is None:
@@ -158,6 +161,7 @@ def _snapshot(params: list[tuple[str, Any]]) -> list[tuple[str, Any, float]]:
     return out
 
 
+@writer_rule(copies=("model",), passes=("shared",))
 def update_snapshot(model: Any, step: int = 0, shared: dict | None = None) -> None:
     """Store a parameter sample one step before ``update_ratio`` is due (writes nothing)."""
     if shared is not None:
@@ -165,6 +169,7 @@ def update_snapshot(model: Any, step: int = 0, shared: dict | None = None) -> No
     return None
 
 
+@writer_rule(copies=("model",), passes=("shared",))
 def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     """‖Δθ‖/‖θ‖ per step over the trainable parameters (see the module docstring)."""
     if shared is None:
@@ -213,6 +218,7 @@ def update_ratio(model: Any, step: int = 0, shared: dict | None = None) -> Any:
     return result
 
 
+@writer_rule(copies=("grads",), passes=("model",))
 def dead_units(grads: Any, model: Any = None) -> Any:
     """Fraction of units (rows of every ≥ 2-D weight gradient) whose gradient is exactly zero.
 
@@ -255,6 +261,7 @@ def _dead_units_torch(grads: list[Any]) -> Any:
     return zero / float(sum(int(g.shape[0]) for g in grads))
 
 
+@writer_rule(copies=("grads",))
 def grad_flow(grads: Any) -> dict[str, Any] | None:
     """Gradient L2 norm per top-level module (one level deeper when there is a single top level)."""
     named = adapters.named_grads(grads) if grads is not None else None

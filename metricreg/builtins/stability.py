@@ -43,6 +43,7 @@ import numpy as np
 from metricreg import arrays as A
 from metricreg.directions import is_fraction_score
 from metricreg.hookspecs import hookimpl
+from metricreg.rule_jobs import writer_rule
 from metricreg.spec import Health, Metric
 
 SPIKE_WINDOW = 10
@@ -112,6 +113,7 @@ def _indicator_nonfinite(x: Any) -> Any:
     return xp.astype(xp.logical_not(xp.isfinite(x)), x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32)
 
 
+@writer_rule
 def nonfinite_loss(loss: Any) -> Any:
     value = host_float(loss)
     if value is not None:
@@ -119,6 +121,7 @@ def nonfinite_loss(loss: Any) -> Any:
     return _indicator_nonfinite(scalar_loss(loss))
 
 
+@writer_rule
 def nonfinite_grads(grad_norm: Any) -> Any:
     if grad_norm is None:
         return None
@@ -128,6 +131,7 @@ def nonfinite_grads(grad_norm: Any) -> Any:
     return _indicator_nonfinite(scalar_loss(grad_norm))
 
 
+@writer_rule
 def spikes(loss: Any, state: dict | None = None) -> dict[str, Any]:
     """Lightning-style spike detection on the sampled loss (see the module docstring)."""
     state = {} if state is None else state
@@ -234,6 +238,7 @@ def _spikes_host(value: float, state: dict) -> dict[str, Any]:
     return _record_spike(1.0 if spike else 0.0, value, window, state, out)
 
 
+@writer_rule
 def plateau(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Steps since the smoothed training loss last improved by more than 1e-4 (relative)."""
     state = {} if state is None else state
@@ -274,6 +279,7 @@ def warming_up(warmup: Any) -> bool:
         return False
 
 
+@writer_rule
 def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> Any:
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
@@ -427,6 +433,7 @@ def _eval_plateau_array(value: Any, state: dict) -> Any:
     return bad
 
 
+@writer_rule
 def loss_trend(loss: Any, step: int = 0, state: dict | None = None) -> Any:
     """Relative least-squares slope of the last TREND_WINDOW sampled losses, per 1,000 steps."""
     state = {} if state is None else state
