@@ -94,6 +94,8 @@ def test_write_faults_cost_only_the_projector(tmp_path, caplog):
         with mr.Monitor(tmp_path / "exp", max_failures=2) as mon:
             for step in range(10001):
                 mon.step(step, loss=1.0, projector=np.ones((4, 2)))
+                if step % 5000 == 0:  # the writer reports a failed write when it has run it, not at once
+                    mon.flush()
     assert threads and threading.current_thread().name not in threads  # file I/O on the writer thread only
     error = mon.errors["projector"]
     assert error["count"] == 2 and error["disabled"] and "is not a ProjectorConfig" in error["last_message"]
