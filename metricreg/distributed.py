@@ -102,7 +102,8 @@ def declared_members(metric: Any) -> tuple[str | None, ...]:
     if members:
         return tuple(members)
     if isinstance(metric.health, Mapping) and metric.health:
-        return tuple(metric.health)
+        # "*/<member>" entries judge per-key members whose names come from the data: no fixed slot
+        return tuple(m for m in metric.health if not m.startswith("*/"))
     return (None,)
 
 

@@ -285,7 +285,10 @@ class Manifest:
         if key not in self._health_cache:
             entry = self.metrics.get(metric) or {}
             table = entry.get("health") or {}
-            raw = table.get(member or "") or table.get("")
+            raw = table.get(member or "")
+            if raw is None and member and "/" in member:  # "<key>/margin": the table's "*/margin" entry
+                raw = table.get("*/" + member.rsplit("/", 1)[1])
+            raw = raw or table.get("")
             if raw is None and member and len(table) == 1 and "" in table:
                 raw = table[""]
             self._health_cache[key] = parse_health(raw, f"metric {metric!r}") if raw else None

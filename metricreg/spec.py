@@ -258,7 +258,10 @@ class Metric:
         """The Health that judges one family member (or the single value)."""
         if self.health is None or isinstance(self.health, Health):
             return self.health
-        return self.health.get(member or "")
+        found = self.health.get(member or "")
+        if found is None and member and "/" in member:  # a per-key member "<key>/margin": "*/margin"
+            found = self.health.get("*/" + member.rsplit("/", 1)[1])
+        return found
 
     @property
     def categories(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ More than two modalities (``{"text": t, "image": i, "audio": a}``, rows aligned,
 or more, named "0", "1", …): every pair in the dict's order gets the members and the image, tagged
 ``prediction/paired/<a>_vs_<b>/{diag,offdiag,margin,top1}`` and ``prediction/similarity/<a>_vs_<b>``
 (``text_vs_image``, ``text_vs_audio``, ``image_vs_audio``). Two modalities keep the tags above. The
-per-pair members are informational (the margin rule is the two-modality tag's) and, under
+per-pair members are judged like the two-modality ones (the margin rule, pair by pair) and, under
 torch.distributed, rank 0's own values (their names come from the data). Pairs grow as m(m − 1)/2,
 each an n×n similarity matrix (n ≤ 1,024): more than 8 modalities (28 pairs) is an error naming
 ``paired_embeddings``.
@@ -339,6 +339,9 @@ HEALTH_PAIRED = {
         description="Fraction of rows whose nearest neighbour in the other modality is their pair.",
     ),
 }
+# With three or more modalities every pair writes "<a>_vs_<b>/<member>": the same rules, pair by pair
+# (a "*/" entry judges a member under any key; metricreg.manifest looks it up after the exact name).
+HEALTH_PAIRED.update({f"*/{member}": health for member, health in list(HEALTH_PAIRED.items())})
 
 METRICS = [
     Metric(

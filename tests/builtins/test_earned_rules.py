@@ -122,3 +122,24 @@ def test_a_head_whose_term_joins_after_a_warm_up_raises_nothing_with_the_warmup_
     assert [a for a in mon.alerts if a.tag.startswith("train/optimization/heads/")] == []
     assert H.head_stats(heads, grads=off, model=params, warmup=True).get("grad_ratio") is None
     assert H.head_stats(heads, grads=off, model=params, warmup=False)["grad_ratio"] > 1e12
+
+
+def test_every_pair_of_three_modalities_is_judged_by_the_margin_rule(tmp_path):
+    """Text/image/audio: from step 500 the audio rows no longer match; only the audio pairs turn critical."""
+    rng = np.random.default_rng(1)
+    with mr.Monitor(str(tmp_path)) as mon:
+        for step in range(801):
+            text = rng.standard_normal((128, 16))
+            image = text + 0.5 * rng.standard_normal((128, 16))
+            audio = text + 0.5 * rng.standard_normal((128, 16))
+            if step >= 500:
+                audio = audio[rng.permutation(128)]
+            mon.step(step, paired_embeddings={"text": text, "image": image, "audio": audio})
+    critical = sorted(a.tag for a in mon.alerts if a.level == "critical")
+    assert critical == [
+        "train/prediction/paired/image_vs_audio/margin",
+        "train/prediction/paired/text_vs_audio/margin",
+    ]
+    assert all(a.first_step == 600 for a in mon.alerts if a.level == "critical")
+    spec = next(m for m in P.METRICS if m.name == "prediction/paired")
+    assert spec.health_for("text_vs_image/top1") is P.HEALTH_PAIRED["top1"]  # every member shows in the tab
