@@ -15,30 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import numpy as np
 import torch
+from signal_costs import Anchor, CostTable, per_call
 
 from metricreg.builtins import ema, heads, init_distance, levels, masking, probe
 from metricreg.builtins.optimization import derive_grads
-
-
-def per_call(fn, calls: int, repeat: int) -> float:
-    """Best over ``repeat`` of the median thread-CPU seconds of one call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        times = []
-        for _ in range(calls):
-            start = time.thread_time()
-            fn()
-            times.append(time.thread_time() - start)
-        best = min(best, statistics.median(times))
-    return best
 
 
 def probe_rows(n: int, rng: np.random.Generator, repeat: int, row) -> None:
@@ -64,29 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
-
-    def train_step() -> None:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    step = per_call(train_step, 50, args.repeat)
+    anchor = Anchor()
+    net = anchor.net
+    table = CostTable(anchor.seconds(args.repeat), width=38)
+    row = table.row
     grads = derive_grads(net)
     state: dict = {}
     rng = np.random.default_rng(0)
     targets = {f"l{i}": torch.from_numpy(rng.standard_normal((256, 64)).astype(np.float32)) for i in range(3)}
     pairs = levels.derive_pairs({k: t + 0.1 for k, t in targets.items()}, targets)
-    rows = []
-
-    def row(name: str, seconds: float, every: int, where: str = "training thread") -> None:
-        rows.append((name, seconds, every, where))
-
     row(
         "heads (2 heads)", per_call(lambda: heads.head_stats({"a": "0", "b": net[4]}, grads, net), 50, args.repeat), 100
     )
@@ -103,12 +76,7 @@ def main() -> None:
     for n in (1024, 4096):
         probe_rows(n, rng, args.repeat, row)
 
-    print(f"anchor: one training step = {step * 1e3:.3f} ms (thread CPU)")
-    print(f"{'signal':38s} {'ms/due call':>11s} {'x step':>8s} {'every':>6s} {'share':>8s}  where")
-    for name, seconds, every, where in rows:
-        print(
-            f"{name:38s} {seconds * 1e3:11.3f} {seconds / step:8.2f} {every:6d} {seconds / every / step:8.3%}  {where}"
-        )
+    table.print()
 
 
 if __name__ == "__main__":

@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import tempfile
-import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import numpy as np
-import torch
+from signal_costs import anchor_step, per_call
 
 from metricreg import projector as files
 from metricreg.builtins import probe, projector
-
-
-def per_call(fn, calls: int, repeat: int) -> float:
-    """Best over ``repeat`` of the median thread-CPU seconds of one call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        times = []
-        for _ in range(calls):
-            start = time.thread_time()
-            fn()
-            times.append(time.thread_time() - start)
-        best = min(best, statistics.median(times))
-    return best
 
 
 def linear_probe(n: int, rng: np.random.Generator, repeat: int, row) -> None:
@@ -68,19 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
-
-    def train_step() -> None:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    step = per_call(train_step, 50, args.repeat)
+    step = anchor_step(args.repeat)
     print(f"training step (anchor): {step * 1e3:.2f} ms")
 
     def row(name: str, seconds: float, every: int, where: str = "training thread") -> None:

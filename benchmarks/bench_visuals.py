@@ -15,53 +15,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import torch
+from signal_costs import CostTable, anchor_step, per_call
 
 from metricreg import events, host
 from metricreg.builtins import prediction, visuals
-
-
-def per_call(fn, calls: int, repeat: int) -> float:
-    """Best over ``repeat`` of the median thread-CPU seconds of one call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        times = []
-        for _ in range(calls):
-            start = time.thread_time()
-            fn()
-            times.append(time.thread_time() - start)
-        best = min(best, statistics.median(times))
-    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
-
-    def train_step() -> None:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    step = per_call(train_step, 50, args.repeat)
-    rows = []
-
-    def row(name: str, seconds: float, every: int, where: str) -> None:
-        rows.append((name, seconds, every, where))
-
+    table = CostTable(anchor_step(args.repeat), width=36, first="output", last="thread")
+    row = table.row
     two = {m: torch.randn(256, 64) for m in ("text", "image")}
     three = {**two, "audio": torch.randn(256, 64)}
     row("paired, 2 modalities 256x64", per_call(lambda: prediction.paired(two), 50, args.repeat), 100, "training")
@@ -118,12 +89,7 @@ def main() -> None:
         "writer",
     )
 
-    print(f"anchor: one training step = {step * 1e3:.3f} ms (thread CPU)")
-    print(f"{'output':36s} {'ms/due call':>11s} {'x step':>8s} {'every':>6s} {'share':>8s}  thread")
-    for name, seconds, every, where in rows:
-        print(
-            f"{name:36s} {seconds * 1e3:11.3f} {seconds / step:8.2f} {every:6d} {seconds / every / step:8.3%}  {where}"
-        )
+    table.print()
 
 
 if __name__ == "__main__":
