@@ -4,9 +4,6 @@ before; three write each pair with rank 0's own values, with no hang and the tra
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ import pytest
 from tests.builtins.paired_dist_worker import embeddings
 from tests.builtins.test_paired_pairs import reference_members
 from tests.core.eventfiles import scalars
-from tests.core.test_distributed import free_port
+from tests.core.gloo import run_ranks
 
 pytest.importorskip("torch")
 
@@ -24,20 +21,9 @@ WORLD = 2
 
 
 def launch(tmp_path: Path, modalities: int) -> dict:
-    port = free_port()
     run = tmp_path / "run"
     root = str(Path(__file__).parents[2])
-    procs = []
-    for rank in range(WORLD):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
-        env.update(METRICREG_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1", PYTHONPATH=root)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(run), str(modalities)], env=env))
-    try:
-        codes = [proc.wait(timeout=120) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    codes = run_ranks(WORKER, [str(run), str(modalities)], WORLD, timeout=120, PYTHONPATH=root)
     assert codes == [0] * WORLD  # the worker asserts its own all_reduce stayed exact
     assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
     return scalars(run)

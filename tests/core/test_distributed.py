@@ -5,16 +5,14 @@ whether the results stayed exact; the harness bounds every case with a timeout.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from .eventfiles import scalars
+from .gloo import free_port as free_port  # re-exported: other tests import it from here
+from .gloo import run_ranks
 
 torch = pytest.importorskip("torch")
 
@@ -22,29 +20,12 @@ WORKER = Path(__file__).with_name("dist_worker.py")
 HARNESS_TIMEOUT = 150  # seconds per case: metricreg's own group times out after 30, the default group after 60
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(tmp_path: Path, case: str, world: int) -> tuple[list[dict], dict]:
     """Run ``world`` ranks of one case; (per-rank reports, rank 0's scalars)."""
-    port = free_port()
     run = tmp_path / "run"
-    procs = []
     start = time.perf_counter()
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-        env.update(METRICREG_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1")
-        out = tmp_path / f"rank{rank}.json"
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(run), case, str(out)], env=env))
-    try:
-        codes = [proc.wait(timeout=HARNESS_TIMEOUT) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    args = [str(run), case]
+    codes = run_ranks(WORKER, lambda rank: [*args, str(tmp_path / f"rank{rank}.json")], world, HARNESS_TIMEOUT)
     print(f"{case} with {world} ranks: {time.perf_counter() - start:.1f} s")
     assert codes == [0] * world
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(world)]

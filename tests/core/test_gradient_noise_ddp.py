@@ -1,15 +1,12 @@
 """gradient_noise.accumulate under DDP on gloo: G_big from DDP's own all-reduce, no extra collective."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.core.test_sharded import free_port
+from tests.core.gloo import run_ranks
 
 torch = pytest.importorskip("torch")
 
@@ -18,18 +15,7 @@ WORKER = Path(__file__).with_name("gns_ddp_worker.py")
 
 def test_ddp_accumulation_uses_local_increments_and_the_all_reduced_mean(tmp_path):
     world, k, b = 2, 3, 4
-    port = free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-        env.update(METRICREG_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path)], env=env))
-    try:
-        codes = [proc.wait(timeout=120) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    codes = run_ranks(WORKER, [str(tmp_path)], world, timeout=120)
     assert codes == [0] * world
     for rank in range(world):
         run = json.loads((tmp_path / f"rank{rank}.json").read_text())

@@ -1,15 +1,13 @@
 """FSDP2 on gloo: parameter and gradient metrics are global values, equal to one process's."""
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from .eventfiles import scalars
+from .gloo import free_port as free_port  # re-exported: other tests import it from here
+from .gloo import run_ranks
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.distributed.fsdp")
@@ -24,27 +22,10 @@ COMPARED = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world", [2, 4])
 def test_fsdp2_metrics_equal_the_single_process_reference(tmp_path, world):
-    port = free_port()
     start = time.perf_counter()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-        env.update(METRICREG_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path)], env=env))
-    try:
-        codes = [proc.wait(timeout=150) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    codes = run_ranks(WORKER, [str(tmp_path)], world, timeout=150)
     print(f"FSDP2 with {world} ranks: {time.perf_counter() - start:.1f} s")
     assert codes == [0] * world
     sharded, reference = scalars(tmp_path / "sharded"), scalars(tmp_path / "reference")
