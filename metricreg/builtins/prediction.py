@@ -176,6 +176,20 @@ def _pairs(items: list[tuple[str, Any]]) -> list[tuple[str | None, int, int]]:
     return [(f"{items[i][0]}_vs_{items[j][0]}", i, j) for i in range(len(items)) for j in range(i + 1, len(items))]
 
 
+def _paired_inputs(paired_embeddings: Any) -> tuple[list[tuple[str | None, int, int]], list[Any], bool] | None:
+    """(pairs, modality arrays, all on the host) for paired and similarity_image; None if < 2 modalities.
+
+    All on the host: their work can go to the writer thread. Bad input (a modality with other rows or
+    another width) has already raised in ``_modalities``, here on the training thread, so its error is
+    counted against the metric rather than turning into a silent NaN in the host job.
+    """
+    items = _modalities(paired_embeddings)
+    if items is None:
+        return None
+    arrays = [v for _, v in items]
+    return _pairs(items), arrays, all(A.is_host_data(v) for v in arrays)
+
+
 def _pair_stats(xp: Any, a: Any, b: Any) -> dict[str, Any]:
     """diag, offdiag, margin, top1 of two row-normalised matrices (rows aligned)."""
     n = min(a.shape[0], b.shape[0])
@@ -203,14 +217,12 @@ _PAIRED_KEYS = ("diag", "offdiag", "margin", "top1")
 
 def paired(paired_embeddings: Any) -> dict[str, Any] | None:
     """Alignment of paired embedding sets, per pair of modalities (see the module docstring)."""
-    items = _modalities(paired_embeddings)
-    if items is None:
+    prepared = _paired_inputs(paired_embeddings)
+    if prepared is None:
         return None
-    pairs = _pairs(items)
-    arrays = [v for _, v in items]
-    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
-        # CPU data: a copy of at most 1,024 rows per modality here, the n×n products on the writer thread
-        # (mismatched widths stay here, so their error is counted against the metric, not a silent NaN).
+    pairs, arrays, on_host = prepared
+    if on_host:
+        # CPU data: a copy of at most 1,024 rows per modality here, the n×n products on the writer thread.
         rows = {str(i): _host_rows(v) for i, v in enumerate(arrays)}
         keys = [m if key is None else f"{key}/{m}" for key, _, _ in pairs for m in _PAIRED_KEYS]
         return A.on_writer(lambda **h: _paired([h[str(i)] for i in range(len(h))], pairs), rows, keys)
@@ -249,12 +261,11 @@ def _similarity_pixels(xp: Any, a: Any, b: Any) -> Any:
 
 def similarity_image(paired_embeddings: Any) -> Any:
     """The similarity image of the first pairs; a dict of them per pair of modalities beyond two."""
-    items = _modalities(paired_embeddings)
-    if items is None:
+    prepared = _paired_inputs(paired_embeddings)
+    if prepared is None:
         return None
-    pairs = _pairs(items)
-    arrays = [v for _, v in items]
-    if all(A.is_host_data(v) for v in arrays) and len({_matrix_shape(v)[1] for v in arrays}) == 1:
+    pairs, arrays, on_host = prepared
+    if on_host:
         # CPU data: a copy of the first 64 rows per modality here, the matrices and colours on the writer thread
         rows = {str(i): _host_rows(v, A.MAX_ROWS)[:IMAGE_PAIRS] for i, v in enumerate(arrays)}
         keys = None if pairs[0][0] is None else [key for key, _, _ in pairs]
