@@ -1,12 +1,13 @@
 """Cost of the informational signals (heads, init_distance, levels, probe, masking, momentum target)
 against a training step.
 
-Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
-torch CPU). Each signal is timed per due call with ``time.thread_time`` (the calling thread's
-CPU time: robust to other processes on the cores), best of ``--repeat`` medians, and printed as
-a ratio to the training step and as its amortised share (cost / schedule interval / step).
-The k-NN probe is also compared with scikit-learn's brute-force cosine ``NearestNeighbors``
-(the same leave-one-out k = 20 neighbours) as an anchor for the writer thread's work.
+Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW, torch
+CPU; signal_costs.py, shared with the other signal-cost scripts). Each signal is timed per due call
+with ``time.thread_time`` (the calling thread's CPU time: robust to other processes on the cores),
+best of ``--repeat`` medians, and printed as a ratio to the training step and as its amortised
+share (cost / schedule interval / step). The k-NN probe is also compared with scikit-learn's
+brute-force cosine ``NearestNeighbors`` (the same leave-one-out k = 20 neighbours) as an anchor for
+the writer thread's work.
 
 Run: OMP_NUM_THREADS=1 python benchmarks/bench_informational.py [--repeat N]
 """

@@ -1,9 +1,9 @@
 """Cost of LiDAR and the gradient noise scale against a training step (issue 12's research signals).
 
-Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
-torch CPU), as in bench_informational.py. Each part is timed per due call with
-``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, printed as a
-ratio to the training step and as its amortised share (cost / schedule interval / step).
+Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW, torch
+CPU), shared with the other signal-cost scripts in signal_costs.py. Each part is timed per due call
+with ``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, printed as
+a ratio to the training step and as its amortised share (cost / schedule interval / step).
 
 * LiDAR at n = 1000 samples, 2 views, d = 256 (float32 torch CPU): the training thread only
   snapshots the views; the covariances and the two eigensolves run on the writer thread.

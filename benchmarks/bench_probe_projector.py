@@ -1,11 +1,12 @@
 """Cost of the linear probe and the projector against a training step, and against scikit-learn.
 
-Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
-torch CPU), as in bench_informational.py. Each piece is timed per due call with
-``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, and printed as a
-ratio to the training step and as its amortised share (cost / schedule interval / step). The
-linear probe's fit is compared with scikit-learn's ``StandardScaler`` + ``RidgeClassifier`` on the
-same split (the test reference) as an anchor for the writer thread's work.
+Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW, torch
+CPU), shared with the other signal-cost scripts in signal_costs.py. Each piece is timed per due
+call with ``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, and
+printed as a ratio to the training step and as its amortised share (cost / schedule interval /
+step). The linear probe's fit is compared with scikit-learn's ``StandardScaler`` +
+``RidgeClassifier`` on the same split (the test reference) as an anchor for the writer thread's
+work.
 
 Run: OMP_NUM_THREADS=1 python benchmarks/bench_probe_projector.py [--repeat N]
 """

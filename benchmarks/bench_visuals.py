@@ -1,12 +1,12 @@
 """Cost of the pictures (per-pair alignment, feature histograms, reconstruction grids) against a training step.
 
-Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW,
-torch CPU), as in bench_informational.py. Each output is timed per due call with
-``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, split into
-what the training thread pays (the compute function: slicing, copies, device arithmetic) and
-what the writer thread pays (host job, histogram binning, PNG encoding; rows marked "+copy"
-include the training thread's part), and printed as a ratio
-to the training step and as its amortised share (cost / schedule interval / step).
+Anchor: one step of the overhead benchmark's loop (MLP 64 → 256 → 256 → 10, batch 256, AdamW, torch
+CPU), shared with the other signal-cost scripts in signal_costs.py. Each output is timed per due
+call with ``time.thread_time`` (the calling thread's CPU time), best of ``--repeat`` medians, split
+into what the training thread pays (the compute function: slicing, copies, device arithmetic) and
+what the writer thread pays (host job, histogram binning, PNG encoding; rows marked "+copy" include
+the training thread's part), and printed as a ratio to the training step and as its amortised share
+(cost / schedule interval / step).
 
 Run: OMP_NUM_THREADS=1 python benchmarks/bench_visuals.py [--repeat N]
 """
