@@ -9,7 +9,9 @@ task). Definition: rows L2-normalised (cosine similarity); for each row i, its k
 similar other rows (i itself left out; k = n − 1 when n ≤ 20) vote with their labels, the class
 with the most votes wins, a tie going to the tied class of the nearest neighbour; the value is
 the fraction of rows whose vote equals their label. Rows above 4,096 are sub-sampled (fixed
-pseudo-random selection, the same every time).
+pseudo-random selection, the same every time). Fewer than 2 rows (5 for the linear probe), an empty
+probe set included, is an error naming the metric and the input (a failure like any other: training
+continues), not a silent gap.
 
 A second probe on the same input, ``probe/linear_accuracy``, fits a closed-form multinomial ridge
 classifier (see :func:`linear_accuracy`) on a fixed 80 % of the rows and writes its accuracy on the
@@ -100,13 +102,18 @@ def _shapes(features: Any, labels: Any) -> tuple[int, int]:
     return n, math.prod(tuple(features.shape[1:]))
 
 
+def _enough_rows(metric: str, n: int, minimum: int) -> None:
+    """Refuse a probe set too small to score: an error (counted as a failure) rather than a silent gap."""
+    if n < minimum:
+        raise ValueError(f"{metric}: input 'probe' has {n} rows, needs at least {minimum}")
+
+
 def knn_accuracy(probe: Any) -> Any:
     """Leave-one-out k-NN accuracy (cosine, k = 20) of the probe set (see the module docstring)."""
     features, labels = _unpack(probe)
     labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
-    if n < 2:
-        return None
+    _enough_rows("probe/knn_accuracy", n, 2)
     xp = A.namespace(features, labels)
     features, labels = A.detach(features), A.detach(labels)
     features = xp.reshape(features, (n, d))
@@ -173,13 +180,12 @@ def linear_accuracy(probe: Any) -> Any:
     ``W = (XᵀX + λI)⁻¹XᵀY`` (or ``Xᵀ(XXᵀ + λI)⁻¹Y`` when d > n_train) with the fixed rule
     ``λ = 0.1·n_train`` (mean squared error + 0.1·‖W‖²). A held-out row is predicted as the argmax
     of ``xW + ȳ`` (a class unseen in training counts as a miss). This equals scikit-learn's
-    ``RidgeClassifier(alpha=λ)`` on the standardised features. Needs n ≥ 5 (else no value).
+    ``RidgeClassifier(alpha=λ)`` on the standardised features. Needs n ≥ 5 (else an error).
     """
     features, labels = _unpack(probe)
     labels = _labels_like(features, labels)
     n, d = _shapes(features, labels)
-    if n < HELD_OUT:
-        return None
+    _enough_rows("probe/linear_accuracy", n, HELD_OUT)
     xp = A.namespace(features, labels)
     features, labels = A.detach(features), A.detach(labels)
     features = xp.reshape(features, (n, d))

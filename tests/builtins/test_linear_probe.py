@@ -107,7 +107,8 @@ def test_rows_above_the_cap_are_the_knn_probes_sample():
 
 def test_degenerate_and_bad_inputs():
     features, labels = clusters(40, 6, 3, 1.0, seed=10)
-    assert P.linear_accuracy((features[:4], labels[:4])) is None  # too few rows to hold one out
+    with pytest.raises(ValueError, match="input 'probe' has 4 rows, needs at least 5"):  # none to hold out
+        P.linear_accuracy((features[:4], labels[:4]))
     nan = features.copy()
     nan[3, 2] = np.nan
     assert math.isnan(value(P.linear_accuracy((nan, labels))))

@@ -146,3 +146,23 @@ def test_labels_from_another_host_framework_or_a_list_are_used():
     jnp = pytest.importorskip("jax.numpy")
     with pytest.raises(ValueError, match="probe: features are a .* but labels a ndarray: pass the labels in the"):
         P.knn_accuracy((jnp.asarray(features), labels))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4])
+def test_a_probe_set_too_small_is_an_error_naming_metric_input_and_minimum(tmp_path, rows):
+    """Too few rows (or an empty probe set) used to write nothing and report nothing (review12 regression):
+    each probe now fails with a message naming itself, the input and the minimum; training continues."""
+    features, labels = clusters(max(rows, 1), 8, 3, 1.0, seed=7)
+    features, labels = features[:rows], labels[:rows]
+    with mr.Monitor(str(tmp_path)) as mon:
+        for step in range(2):
+            mon.step(step, probe=(features, labels))
+        errors = mon.errors
+    written = scalars(tmp_path)
+    expected = {"probe/linear_accuracy": 5} if rows >= 2 else {"probe/knn_accuracy": 2, "probe/linear_accuracy": 5}
+    for metric, minimum in expected.items():
+        (error,) = [e for name, e in errors.items() if name.endswith(metric)]
+        assert f"{metric}: input 'probe' has {rows} rows, needs at least {minimum}" in error["last_message"]
+        assert f"train/{metric}" not in written
+    if rows >= 2:
+        assert [s for s, _ in written["train/probe/knn_accuracy"]] == [0]
