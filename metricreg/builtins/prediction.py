@@ -127,8 +127,24 @@ def _is_batch(shape: tuple[int, ...]) -> bool:
     return len(shape) >= 4 or (len(shape) == 3 and shape[-1] not in (1, 3, 4))
 
 
+def check_images(reconstruction: Any, image: Any) -> None:
+    """Refuse anything but one array each (a dict of heads, a list): named, instead of drawing or writing nothing.
+
+    No reconstruction metric fans out over a dict; a silent gap, or an AttributeError naming no input, was
+    all a dict used to get.
+    """
+    for name, x in (("reconstruction", reconstruction), ("image", image)):
+        if not A.is_array(x):
+            keys = f" with keys {sorted(map(str, x))}" if isinstance(x, Mapping) else ""
+            raise ValueError(
+                f"input {name!r} must be one array (the reconstruction metrics do not fan out over a dict), got a "
+                f"{type(x).__name__}{keys}: pass one head's images"
+            )
+
+
 def psnr(reconstruction: Any, image: Any, data_range: Any = None) -> Any:
     """Peak signal-to-noise ratio in dB: the mean of per-image PSNRs over a batch."""
+    check_images(reconstruction, image)
     xp = A.namespace(reconstruction, image)
     if data_range is None:
         data_range = 1.0 if xp.isdtype(image.dtype, "real floating") else 255.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from metricreg import arrays as A
-from metricreg.builtins.prediction import _is_batch
+from metricreg.builtins.prediction import _is_batch, check_images
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Health, Metric
 
@@ -50,6 +50,7 @@ HEALTH: dict[str, Health] = {
 
 def per_image_psnr(reconstruction: Any, image: Any, data_range: Any = None) -> Any | None:
     """The (B,) per-image PSNRs in dB on the inputs' device, or None for a single image."""
+    check_images(reconstruction, image)
     xp = A.namespace(reconstruction, image)
     if tuple(reconstruction.shape) != tuple(image.shape):
         raise ValueError(

@@ -10,7 +10,8 @@
   (same shape): the first k ≤ 4 images of the batch, targets above, reconstructions below. Layouts:
   (H, W) and (H, W, C) one image; (B, H, W) grayscale; (B, H, W, C) when the last axis is 1, 3 or 4,
   else (B, C, H, W) when axis 1 is; C = 1 grey, 3 RGB, 4 RGBA (alpha dropped). Other layouts (video,
-  5-D) are skipped. Pixels show x / R clipped to [0, 1], R = ``data_range`` if given, else 255 for
+  5-D) are skipped; a dict (one entry per head), as for ``prediction/psnr``, is an error naming the
+  input. Pixels show x / R clipped to [0, 1], R = ``data_range`` if given, else 255 for
   integer images, else 1 (PSNR's convention); targets outside [0, R] (standardised data) show their
   own [min, max] instead, the reconstruction clipped to it. Tiles are enlarged by an integer factor to
   at least 64 px, or sub-sampled to at most 256 px, and separated by 2 white pixels.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from metricreg import arrays as A
+from metricreg.builtins.prediction import check_images
 from metricreg.hookspecs import hookimpl
 from metricreg.spec import Metric
 
@@ -93,8 +95,7 @@ def _first(x: Any, layout: str) -> Any:
 
 def reconstruction_image(reconstruction: Any, image: Any, data_range: Any = None) -> Any:
     """Targets above, reconstructions below: the first images of the batch (module docstring)."""
-    if not (A.is_array(reconstruction) and A.is_array(image)):
-        return None
+    check_images(reconstruction, image)
     shape = tuple(image.shape)
     if tuple(reconstruction.shape) != shape:
         raise ValueError(f"reconstruction {tuple(reconstruction.shape)} and image {shape} must have the same shape")

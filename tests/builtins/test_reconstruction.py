@@ -106,3 +106,25 @@ def test_monitor_writes_spread_and_histogram(tmp_path):
     ref = reference(rec, img, 1.0)
     assert close(written["train/prediction/psnr_spread/min"][0][1], float(ref.min()), 1e-6)
     assert "train/prediction/psnr_hist" in load(tmp_path).Tags()["histograms"]
+
+
+@pytest.mark.parametrize("which", ["reconstruction", "image"])
+def test_a_dict_of_heads_is_an_error_naming_the_input_in_every_reconstruction_metric(tmp_path, which):
+    """A dict (one entry per head) drew no reconstruction image and reported nothing, and failed psnr and
+    psnr_spread with an AttributeError naming no input (review12 regression): none of them fans out over a
+    dict, so each is now an error naming the input and its keys; the other metrics and training go on."""
+    rec, img, _ = batch("random")
+    inputs = {"reconstruction": rec, "image": img}
+    inputs[which] = {"rgb": inputs[which], "depth": inputs[which]}
+    with mr.Monitor(str(tmp_path)) as mon:
+        for step in range(2):
+            mon.step(step, loss=1.0, **inputs)
+        errors = mon.errors
+    metrics = ("prediction/psnr", "prediction/psnr_spread", "prediction/psnr_hist", "prediction/reconstructions")
+    for metric in metrics:
+        (error,) = [e for name, e in errors.items() if name.endswith(metric)]
+        assert f"input '{which}' must be one array" in error["last_message"], metric
+        assert "got a dict with keys ['depth', 'rgb']" in error["last_message"], metric
+    written = scalars(tmp_path)
+    assert "train/loss" in written  # the rest of the step is written
+    assert not any(tag.startswith("train/prediction/") for tag in written)
