@@ -55,6 +55,8 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
+
 from metricreg import adapters
 from metricreg import arrays as A
 from metricreg.distributed import mark_shard
@@ -245,6 +247,19 @@ def momentum_schedule(momentum: Any, momentum_target: Any) -> dict[str, Any]:
     return out
 
 
+def _momentum_like(momentum: Any, xp: Any, params: Any) -> Any:
+    """``momentum`` usable with the parameters' arrays: numpy is read as a float (free); another framework
+    (a JAX momentum with a torch model) is an error naming the input, not an unnamed TypeError in the arithmetic."""
+    if not A.is_array(momentum) or A.namespace(momentum) is xp:
+        return momentum
+    if isinstance(momentum, (np.ndarray, np.generic)):
+        return float(np.asarray(_wide(momentum, "momentum")))
+    raise TypeError(
+        f"input 'momentum' ({type(momentum).__name__}) is not of the model's framework ({type(params).__name__}): "
+        "pass momentum as a float or an array of the model's framework"
+    )
+
+
 def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict[str, Any]:
     thetas = [p for _, p, _ in pairs]
     xis = [q for _, _, q in pairs]
@@ -262,7 +277,8 @@ def _parameter_stats(pairs: list, step: int, state: dict, momentum: Any) -> dict
 
     prev = state.get("prev")  # (step, dist, sample) from the previous due step
     if momentum is not None:
-        m = momentum if not A.is_array(momentum) else A.to_float(A.detach(momentum))
+        m = _momentum_like(momentum, xp, diff_sq)
+        m = m if not A.is_array(m) else A.to_float(A.detach(m))
         teacher_step = (1.0 - m) * dist
         sample = None
     else:

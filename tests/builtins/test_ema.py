@@ -310,3 +310,22 @@ def test_a_bad_momentum_target_costs_only_its_own_members(tmp_path):
     error = errors["ema"]
     assert "input 'momentum_target' must hold one value, got shape (2,)" in error["last_message"]
     assert error["count"] == 4 and not error["disabled"]
+
+
+def test_a_momentum_of_another_framework_is_an_error_naming_the_input(tmp_path):
+    """A JAX momentum with a torch model failed the family with "unsupported operand type(s) for *", naming no
+    input (review12 regression). A numpy momentum (a host value: read for free) keeps working with torch."""
+    import metricreg as mr
+    from tests.core.eventfiles import scalars
+
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    student, teacher = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    with mr.Monitor(str(tmp_path / "jax"), config={"ema": {"every": 1}}) as mon:
+        mon.step(0, model=student, ema_model=teacher, momentum=jnp.asarray(0.99))
+        errors = mon.errors
+    assert "input 'momentum' (ArrayImpl) is not of the model's framework (Tensor)" in errors["ema"]["last_message"]
+    with mr.Monitor(str(tmp_path / "numpy"), config={"ema": {"every": 1}}) as mon:
+        mon.step(0, model=student, ema_model=teacher, momentum=np.float32(0.99))
+        assert mon.errors == {}
+    assert "train/ema/teacher_step" in scalars(tmp_path / "numpy")
