@@ -281,6 +281,13 @@ def _family_on_host(z: np.ndarray, n: int, d: int) -> dict[str, Any]:
     return res
 
 
+def _quiet_family_on_host(z: np.ndarray, n: int, d: int) -> dict:
+    """:func:`_family_on_host` without numpy's RuntimeWarnings (inf − inf) on the console: non-finite input
+    already gives NaN members (documented)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _family_on_host(z, n, d)
+
+
 def _analyse_on_host(zm: Any, n: int, d: int, fresh: bool) -> dict:
     """The whole family as one host job: the training thread only snapshots the rows (O(n·d)).
 
@@ -288,7 +295,7 @@ def _analyse_on_host(zm: Any, n: int, d: int, fresh: bool) -> dict:
     both eigensolves leave the training loop. Used for numpy arrays and torch CPU tensors
     (speed) and for JAX without x64 (accuracy: float64 exists only on the host there).
     """
-    job = A.HostJob({"z": A.host_snapshot(zm, fresh)}, lambda h: _family_on_host(h["z"], n, d))
+    job = A.HostJob({"z": A.host_snapshot(zm, fresh)}, lambda h: _quiet_family_on_host(h["z"], n, d))
     members = A.deferred_family(job, ORDER)
     return {"members": members, "log_spectrum": A.Deferred(job, "log_spectrum"), "n": n, "d": d}
 

@@ -145,11 +145,18 @@ def _finish(h: dict[str, Any]) -> float:
     return float("nan") if bool(h["bad"]) else float(lidar_from_covariances(np, h["sw"], h["sb"]))
 
 
+def _lidar_host(views: np.ndarray) -> float:
+    """Writer thread: :func:`_lidar_np`; non-finite views give NaN (documented), without numpy's RuntimeWarnings
+    (inf − inf) on the console."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _lidar_np(views)
+
+
 def lidar(views: Any) -> Any:
     """LiDAR of one (n, q, d) view array (module docstring), a 0-d value or a Deferred host job."""
     e = _check(views)
     if A.host_route(e):
-        return A.Deferred(A.HostJob({"views": A.host_snapshot(e)}, lambda h: _lidar_np(h["views"])))
+        return A.Deferred(A.HostJob({"views": A.host_snapshot(e)}, lambda h: _lidar_host(h["views"])))
     xp = A.namespace(e)
     sw, sb, bad = covariances(xp, A.to_float(e, xp))
     if A.needs_host_eig(sw):

@@ -122,8 +122,14 @@ def knn_accuracy(probe: Any) -> Any:
         features = xp.take(features, idx, axis=0)
         labels = xp.take(labels, A.row_indices(n, PROBE_MAX_ROWS, xp, A.device_of(labels)), axis=0)
     if A.is_host_data(features) and A.is_host_data(labels):  # one copy here, the O(n²d) on the writer thread
-        return A.on_writer(_knn, {"features": features, "labels": labels})
+        return A.on_writer(_knn_on_host, {"features": features, "labels": labels})
     return _knn(features, labels)
+
+
+def _knn_on_host(features: Any, labels: Any) -> Any:
+    """Writer thread: :func:`_knn` on host arrays; a non-finite row gives NaN, without numpy's RuntimeWarnings."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _knn(features, labels)
 
 
 def _knn(features: Any, labels: Any, k: int = K) -> Any:

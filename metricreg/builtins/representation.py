@@ -130,9 +130,14 @@ def scale_terms(xp: Any, z: Any) -> dict[str, Any]:
 
 
 def _scale_on_host(z: np.ndarray) -> dict[str, float]:
-    """Writer thread: the members in numpy float64 from the training thread's copy."""
+    """Writer thread: the members in numpy float64 from the training thread's copy.
+
+    Non-finite embeddings give NaN members; numpy's RuntimeWarnings about it (inf − inf) are silenced, as they
+    would only reach the console from the writer thread.
+    """
     z = np.asarray(z, dtype=np.float64)
-    return {k: float(v) for k, v in scale_terms(np, z).items()}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return {k: float(v) for k, v in scale_terms(np, z).items()}
 
 
 def _check(embeddings: Any) -> None:
