@@ -33,7 +33,11 @@ def linear_probe(n: int, rng: np.random.Generator, repeat: int, row) -> None:
     centres = rng.standard_normal((10, 256))
     labels = rng.integers(0, 10, n)
     feats = (centres[labels] + 2.0 * rng.standard_normal((n, 256))).astype(np.float32)
-    row(f"linear probe n={n} d=256 C=10: copy", per_call(lambda: probe.linear_accuracy((feats, labels)), 20, 3), 1000)
+    row(
+        f"linear probe n={n} d=256 C=10: copy",
+        per_call(lambda: probe.linear_accuracy((feats, labels)), 20, repeat),
+        1000,
+    )
     fit = per_call(lambda: probe._ridge_accuracy(feats, labels), 3, repeat)
     row(f"linear probe n={n} d=256 C=10: fit", fit, probe.PROBE_EVERY, "writer thread")
     try:
@@ -68,11 +72,13 @@ def main() -> None:
 
     z = rng.standard_normal((4096, 256)).astype(np.float32)
     ids = rng.integers(0, 10, 4096)
-    row("projector 4096x256 -> 1000 rows: copy", per_call(lambda: projector.projector((z, ids)), 20, 3), 5000)
+    row("projector 4096x256 -> 1000 rows: copy", per_call(lambda: projector.projector((z, ids)), 20, args.repeat), 5000)
     with tempfile.TemporaryDirectory() as tmp:
         out = files.ProjectorFiles(tmp)
         steps = iter(range(10**9))
-        write = per_call(lambda: out.write("train/projector", next(steps), projector.projector((z, ids))), 3, 1)
+        write = per_call(
+            lambda: out.write("train/projector", next(steps), projector.projector((z, ids))), 3, args.repeat
+        )
         row("projector 1000x256: write files", write, projector.PROJECTOR_EVERY, "writer thread")
         folder = os.path.join(tmp, files.FOLDER, "train", "projector", "0")
         size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
