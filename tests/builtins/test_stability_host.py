@@ -29,6 +29,16 @@ def series() -> list[float]:
     return [float(np.float32(v)) for v in losses]  # exactly representable in float32 (JAX without x64)
 
 
+def host_convert(host: str):
+    """A CPU scalar of ``host``'s kind (what the float route reads) from a Python float."""
+    if host == "torch":
+        torch = pytest.importorskip("torch")
+        return lambda v: torch.tensor(v, dtype=torch.float32)
+    if host == "numpy":
+        return lambda v: np.asarray(v, dtype=np.float32)
+    return float
+
+
 def run(convert) -> list[dict[str, float]]:
     state: dict = {}
     return [{k: value(v) for k, v in S.spikes(convert(v), state).items()} for v in series()]
@@ -37,13 +47,7 @@ def run(convert) -> list[dict[str, float]]:
 @pytest.mark.parametrize("host", ["python", "numpy", "torch"])
 def test_float_route_equals_array_route(host):
     jnp = pytest.importorskip("jax.numpy")
-    if host == "torch":
-        torch = pytest.importorskip("torch")
-        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    elif host == "numpy":
-        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
-    else:
-        convert = float
+    convert = host_convert(host)
     assert isinstance(S.scalar_loss(convert(1.0)), np.generic)  # the float route is the one taken
     assert not isinstance(S.scalar_loss(jnp.asarray(1.0)), np.generic)
     got, ref = run(convert), run(jnp.asarray)
@@ -62,11 +66,7 @@ def test_float_route_equals_array_route(host):
 @pytest.mark.parametrize("host", ["numpy", "torch"])
 def test_plateau_float_route_equals_array_route(host):
     jnp = pytest.importorskip("jax.numpy")
-    if host == "torch":
-        torch = pytest.importorskip("torch")
-        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    else:
-        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    convert = host_convert(host)
     flat = [1.0] * 30  # a plateau after the descent: `since` must grow, then reset on the dip
     losses = [*series()[:60], *flat, *[0.01] * 5, *flat[:5]]
     got_state: dict = {}
@@ -90,11 +90,7 @@ def test_nonfinite_indicator_on_host_floats(x):
 @pytest.mark.parametrize("host", ["numpy", "torch"])
 def test_progress_lost_float_route_equals_array_route(host):
     jnp = pytest.importorskip("jax.numpy")
-    if host == "torch":
-        torch = pytest.importorskip("torch")
-        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    else:
-        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    convert = host_convert(host)
     rise = [float(np.float32(v)) for v in np.linspace(0.1, 2.5, 40)]  # a learned run that diverges
     losses = [math.nan, *series(), *rise]
     got_state: dict = {}
@@ -110,11 +106,7 @@ def test_progress_lost_float_route_equals_array_route(host):
 def test_loss_trend_float_route_equals_array_route(host):
     jax = pytest.importorskip("jax")
     jnp = pytest.importorskip("jax.numpy")
-    if host == "torch":
-        torch = pytest.importorskip("torch")
-        convert = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    else:
-        convert = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    convert = host_convert(host)
     rise = [float(np.float32(v)) for v in np.linspace(0.1, 2.5, 40)]
     losses = [*series(), *rise]
     got_state: dict = {}
