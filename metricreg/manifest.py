@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metricreg.directions import is_fraction_score
-from metricreg.spec import Health
+from metricreg.spec import Health, member_entry
 
 PLUGIN_NAME = "metricreg_health"
 MANIFEST_TAG = "_metricreg/manifest"
@@ -285,12 +285,7 @@ class Manifest:
         if key not in self._health_cache:
             entry = self.metrics.get(metric) or {}
             table = entry.get("health") or {}
-            raw = table.get(member or "")
-            if raw is None and member and "/" in member:  # "<key>/margin": the table's "*/margin" entry
-                raw = table.get("*/" + member.rsplit("/", 1)[1])
-            raw = raw or table.get("")
-            if raw is None and member and len(table) == 1 and "" in table:
-                raw = table[""]
+            raw = member_entry(table, member)
             self._health_cache[key] = parse_health(raw, f"metric {metric!r}") if raw else None
         return self._health_cache[key]
 

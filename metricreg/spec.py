@@ -258,10 +258,7 @@ class Metric:
         """The Health that judges one family member (or the single value)."""
         if self.health is None or isinstance(self.health, Health):
             return self.health
-        found = self.health.get(member or "")
-        if found is None and member and "/" in member:  # a per-key member "<key>/margin": "*/margin"
-            found = self.health.get("*/" + member.rsplit("/", 1)[1])
-        return found
+        return member_entry(self.health, member)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -270,6 +267,18 @@ class Metric:
         if isinstance(self.health, Health):
             return (self.health.category,)
         return tuple(dict.fromkeys(h.category for h in self.health.values()))
+
+
+def member_entry(table: Mapping[str, Any], member: str | None) -> Any:
+    """A health table's entry for one family member: its own, else ``"*/<last part>"`` (members
+    whose first part comes from the data, e.g. ``text_vs_audio/margin``), else the ``""`` entry.
+
+    The one lookup for declared tables (:meth:`Metric.health_for`) and a run's recorded manifest.
+    """
+    found = table.get(member or "")
+    if found is None and member and "/" in member:
+        found = table.get("*/" + member.rsplit("/", 1)[1])
+    return found or table.get("")
 
 
 def _is_health_table(value: object) -> bool:
