@@ -174,6 +174,7 @@ class HealthTracker:
         self._calm = 0  # consecutive points below the open episode's current level (with hysteresis)
         self._clear_after = health.clear_after or max(2, health.persistence)
         self._early: list[float] = []
+        self._previous: float | None = None
         self.baseline: float | None = None
         self.level = OK
         self.alerts: list[Alert] = []
@@ -208,6 +209,15 @@ class HealthTracker:
                     mid = len(ordered) // 2
                     self.baseline = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
             return
+        if health.baseline == "previous":
+            # Judged against the point before, once the first baseline_points points are in: a
+            # quantity that starts at 0 and grows (distance from initialisation) jumps by large
+            # factors over its first few points in every healthy run.
+            self.baseline = self._previous if len(self._early) >= health.baseline_points else None
+            if len(self._early) < health.baseline_points:
+                self._early.append(value)
+            self._previous = value
+            return
         if health.baseline == "best_after_warmup" and len(self._early) < health.baseline_points:
             self._early.append(value)  # the warm-up: no baseline, so no relative verdict yet
             return
@@ -220,7 +230,9 @@ class HealthTracker:
         for level in (CRITICAL, WARN):
             frac = getattr(self.health, f"{level}_{bound}_frac")
             if frac is not None and math.isclose(frac * self.baseline, threshold, rel_tol=1e-12):
-                what = {"best": "best", "initial": "initial"}.get(self.health.baseline, "best after warm-up")
+                what = {"best": "best", "initial": "initial", "previous": "previous point"}.get(
+                    self.health.baseline, "best after warm-up"
+                )
                 return f"{frac:g} × {what} {self.baseline:.4g}"
         return ""
 

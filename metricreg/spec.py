@@ -20,7 +20,7 @@ KINDS = ("scalar", "histogram", "image", "text", "embedding")  # embedding: metr
 REDUCTIONS = (None, "mean", "sum", "max", "min")
 DIRECTIONS = (None, "higher_is_better", "lower_is_better")
 LEVELS = ("warn", "critical")
-BASELINES = (None, "best", "initial", "best_after_warmup")
+BASELINES = (None, "best", "initial", "best_after_warmup", "previous")
 RELATIVE_KEYS = ("warn_below_frac", "critical_below_frac", "warn_above_frac", "critical_above_frac")
 
 # Names look like tags: path components of letters, digits, '_', '-', '.'.
@@ -74,7 +74,10 @@ class Health:
     far, in ``direction``) or ``"initial"`` (the median of the first
     ``baseline_points`` judged values) or ``"best_after_warmup"`` (the best
     judged value from point ``baseline_points`` on: a quantity every healthy run
-    loses from its random-init level, judged only once that fall is over), with
+    loses from its random-init level, judged only once that fall is over) or
+    ``"previous"`` (the judged point before, from point ``baseline_points + 1`` on:
+    a jump within one interval, for a positive quantity whose healthy level drifts
+    without bound, such as the distance from initialisation), with
     ``warn_below_frac=0.3`` meaning "below 0.3 × the baseline". An episode closes after ``clear_after``
     (default ``max(2, persistence)``) consecutive points back inside the
     thresholds by a margin of ``hysteresis`` × the threshold, so a noisy series
@@ -141,7 +144,9 @@ class Health:
         if self.baseline not in BASELINES:
             raise SpecError(f"Health.baseline must be one of {BASELINES}, got {self.baseline!r}")
         if has_relative and self.baseline is None:
-            raise SpecError("Health: the *_frac thresholds need a baseline ('best', 'initial' or 'best_after_warmup')")
+            raise SpecError(
+                "Health: the *_frac thresholds need a baseline ('best', 'initial', 'best_after_warmup' or 'previous')"
+            )
         if self.baseline in ("best", "best_after_warmup") and self.direction is None:
             raise SpecError(f"Health: baseline={self.baseline!r} needs a direction (which way is better?)")
         for key in RELATIVE_KEYS:

@@ -118,12 +118,13 @@ SCENARIOS: list[Scenario] = [
         outcome=OutcomeCheck("byol"),
     ),
     Scenario(
-        **_byol("byol-lr-kill", "lr10", 1000, "collapse", lr_factor=100.0),
+        **_byol("byol-lr-kill", "lr10", 1000, "stability", lr_factor=100.0),
         group="ssl-byol",
         seeds=2,
         quick_steps=600,
-        note="learning rate ×100 at step 1000 (Adam 1e-3 → 0.1): RankMe/d 0.47 → 0.13 (dimensional collapse), "
-        "k-NN probe below an untrained encoder's",
+        note="learning rate ×100 at step 1000 (Adam 1e-3 → 0.1): the weights jump 10× their distance from "
+        "init in one interval, RankMe/d 0.47 → 0.13, k-NN probe below an untrained encoder's. Labelled "
+        "stability like every other lr injection: the fault is the step size, the rank fall its symptom",
         outcome=OutcomeCheck("byol"),
     ),
     # --- VICReg ------------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ SCENARIOS: list[Scenario] = [
         holdout=True,
     ),
     Scenario(
-        **_byol("byol-wrapped-lr-kill", "lr10", 1050, "collapse", variant="wrapped", momentum=0.996, lr_factor=100.0),
+        **_byol("byol-wrapped-lr-kill", "lr10", 1050, "stability", variant="wrapped", momentum=0.996, lr_factor=100.0),
         group="holdout",
         seeds=2,
         holdout=True,
@@ -559,6 +560,85 @@ SCENARIOS += [
         holdout=True,
         note="digits, 64-256-256 ReLU, AdamW warmed up linearly to 1e-3 over 1,500 steps then cosine to 0, "
         "batch 128, 3,000 steps, penultimate features as embeddings",
+    ),
+    # --- held out from the weight-jump rule (init_distance > 4× its previous point), trained after
+    # its threshold was fixed: learning-rate schedules that move the weights fast on purpose, and
+    # lr ×100 injections into loops the rule was not calibrated on (broken only by outcome).
+    Scenario(
+        "mlp-sgdr",
+        "holdout",
+        "classifier",
+        {"steps": 2500, "restarts": 500, "embeddings": True},
+        seeds=3,
+        holdout=True,
+        note="Adam 1e-3 with SGDR warm restarts every 500 steps (cosine to 0, then back to 1e-3 at once), "
+        "penultimate features as embeddings",
+    ),
+    Scenario(
+        "dino-warmup",
+        "holdout",
+        "dino",
+        {"steps": 2000, "warmup": 500},
+        seeds=3,
+        holdout=True,
+        note="DINO with its recipe's linear LR warm-up over 500 steps, then cosine",
+    ),
+    Scenario(
+        "quickstart-lr-kill",
+        "holdout",
+        "classifier",
+        {
+            "steps": 2000,
+            "embeddings": True,
+            "train_accuracy": False,
+            "eval_every": 200,
+            "width": 64,
+            "inject": "lr10",
+            "inject_at": 1000,
+            "lr_factor": 100.0,
+        },
+        category="stability",
+        onset=1000,
+        seeds=2,
+        holdout=True,
+        note="README's quickstart, Adam lr ×100 at step 1000",
+        outcome=OutcomeCheck("quickstart", key="final_val_accuracy"),
+    ),
+    Scenario(
+        "vicreg-lr-kill",
+        "holdout",
+        "vicreg",
+        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
+        category="stability",
+        onset=1000,
+        seeds=2,
+        holdout=True,
+        note="VICReg, Adam lr ×100 at step 1000",
+        outcome=OutcomeCheck("vicreg"),
+    ),
+    Scenario(
+        "dino-lr-kill",
+        "holdout",
+        "dino",
+        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
+        category="stability",
+        onset=1000,
+        seeds=2,
+        holdout=True,
+        note="DINO, AdamW lr ×100 at step 1000",
+        outcome=OutcomeCheck("dino"),
+    ),
+    Scenario(
+        "autoencoder-lr-kill",
+        "holdout",
+        "autoencoder",
+        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
+        category="stability",
+        onset=1000,
+        seeds=2,
+        holdout=True,
+        note="autoencoder, Adam lr ×100 at step 1000",
+        outcome=OutcomeCheck("autoencoder", key="final_val_psnr", margin=1.0),
     ),
 ]
 

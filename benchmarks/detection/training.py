@@ -214,8 +214,10 @@ def vicreg(
     batch_size: int = 128,
     inject: str | None = None,
     inject_at: int | None = None,
+    lr_factor: float = 10.0,
 ) -> Info:
-    """VICReg (λ=25, μ=25, ν=1); ``inject="no_varcov"`` sets the variance and covariance weights to 0."""
+    """VICReg (λ=25, μ=25, ν=1); ``inject="no_varcov"`` sets the variance and covariance weights to 0,
+    ``lr10`` multiplies the learning rate by ``lr_factor``."""
     g = _seed(seed)
     split = D.digits()
     encoder = mlp([64, 128, 64], last_act=True)
@@ -225,6 +227,8 @@ def vicreg(
     order = D.batches(len(split.x_train), batch_size, g)
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
+            if inject == "lr10" and step == inject_at:
+                _scale_lr(opt, lr_factor)
             mu = nu = 0.0 if inject == "no_varcov" and _injected(inject_at, step) else None
             x = split.x_train[next(order)]
             v1, v2 = D.augment(x, g), D.augment(x, g)
@@ -261,10 +265,12 @@ def dino(
     warmup: int = 0,
     inject: str | None = None,
     inject_at: int | None = None,
+    lr_factor: float = 10.0,
 ) -> Info:
     """DINO-style: softmax heads, teacher centring (0.9) and sharpening (τ_t = 0.04, τ_s = 0.1), EMA teacher.
 
     ``warmup > 0``: linear LR warm-up then cosine, as ``classifier``'s (DINO's own recipe warms up).
+    ``inject="lr10"`` multiplies the learning rate by ``lr_factor`` from ``inject_at`` on.
     """
     g = _seed(seed)
     split = D.digits()
@@ -275,8 +281,11 @@ def dino(
     order = D.batches(len(split.x_train), batch_size, g)
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
+            factor = lr_factor if inject == "lr10" and _injected(inject_at, step) else 1.0
             if warmup:
-                _set_lr(opt, lr * _warmup_cosine(step, warmup, steps))
+                _set_lr(opt, factor * lr * _warmup_cosine(step, warmup, steps))
+            elif inject == "lr10" and step == inject_at:
+                _scale_lr(opt, lr_factor)
             m = 1.0 if inject == "momentum1" and _injected(inject_at, step) else momentum
             x = split.x_train[next(order)]
             v1, v2 = D.augment(x, g), D.augment(x, g)
@@ -344,8 +353,10 @@ def classifier(
     train_accuracy: bool = True,
     embeddings: bool = False,
     warmup: int = 0,
+    restarts: int = 0,
     inject: str | None = None,
     inject_at: int | None = None,
+    lr_factor: float = 10.0,
 ) -> Info:
     """A supervised classifier, monitored with ``loss``/``accuracy`` per step and ``mon.eval`` every ``eval_every``.
 
@@ -353,7 +364,9 @@ def classifier(
     go to ``mon.step(embeddings=lambda: z.detach())``. ``train_size`` trains on a
     small subset (overfitting on purpose). ``warmup > 0`` ramps the learning rate
     linearly from 0 over ``warmup`` steps, then decays it on a cosine to 0 (the
-    transformer recipe). Injections: ``lr10`` (learning rate ×10)
+    transformer recipe). ``restarts > 0``: SGDR warm restarts (a cosine from ``lr`` to 0 over
+    each period of ``restarts`` steps, then back to ``lr`` at once). Injections: ``lr10``
+    (learning rate × ``lr_factor``, 10 unless given)
     and ``nan`` (one batch carries a NaN pixel: the weights turn NaN).
     """
     g = _seed(seed)
@@ -368,8 +381,11 @@ def classifier(
         for step in range(steps):
             if warmup:
                 _set_lr(opt, lr * _warmup_cosine(step, warmup, steps))
-            if inject == "lr10" and step == inject_at:
-                _scale_lr(opt, 10.0)
+            if restarts:
+                factor = lr_factor if inject == "lr10" and _injected(inject_at, step) else 1.0
+                _set_lr(opt, factor * lr * 0.5 * (1.0 + math.cos(math.pi * (step % restarts) / restarts)))
+            elif inject == "lr10" and step == inject_at:
+                _scale_lr(opt, lr_factor)
             idx = next(order)
             x, y = split.x_train[idx], split.y_train[idx]
             if inject == "nan" and step == inject_at:
@@ -427,6 +443,7 @@ def autoencoder(
     eval_every: int = 100,
     inject: str | None = None,
     inject_at: int | None = None,
+    lr_factor: float = 10.0,
 ) -> Info:
     """An MLP autoencoder on digits, judged by PSNR: ``mon.step(loss=mse, psnr=...)``, ``mon.eval(loss, psnr)``."""
     g = _seed(seed)
@@ -440,7 +457,7 @@ def autoencoder(
     with mr.Monitor(logdir) as mon:
         for step in range(steps):
             if inject == "lr10" and step == inject_at:
-                _scale_lr(opt, 10.0)
+                _scale_lr(opt, lr_factor)
             x = split.x_train[next(order)]
             recon = model(x)
             loss = F.mse_loss(recon, x)

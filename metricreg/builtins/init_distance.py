@@ -1,9 +1,9 @@
 """Distance from initialisation: how far training has moved the weights, relative to their start.
 
 Input: ``model`` (torch module or parameter pytree). Tag ``optimization/init_distance`` =
-‖θ − θ₀‖ / ‖θ₀‖ over the trainable parameters, every 100 steps. Informational: no rule (how
-far a healthy run moves depends on the model, the optimizer and the data; a flat line from the
-start means nothing learns, a runaway one means the weights blow up).
+‖θ − θ₀‖ / ‖θ₀‖ over the trainable parameters, every 100 steps. Its level is not judged (how
+far a healthy run moves depends on the model, the optimizer and the data); a jump of more than
+4× in one interval is critical (stability: a step size far too large, see HEALTH_INIT).
 
 θ₀ is a fixed sample of the parameters taken at the first due step (``adapters.sample_copy``:
 ≤ 16,384 entries per tensor, whole tensors below that, so small models are exact; a copy on
@@ -91,12 +91,28 @@ def _torch_moved(samples: list[Any], olds: list[Any], weights: list[float], stat
     return torch.sum(norms * norms * scale[1])
 
 
+# How far a healthy run moves depends on the model and optimizer, so the level is not judged;
+# a *jump* is: weights that move, in one interval, three times further than in the whole run
+# before have taken steps far too large (a learning rate ×10–×100). On the detection benchmark
+# every lr injection that harms the run jumps 6–100× in its first interval (the BYOL ones 10–14×,
+# while their loss and spread look healthy), healthy runs at most 2.05× (a linear LR warm-up;
+# distance ∝ t² there, so ≤ 2.25× from the 4th point on), and an lr ×10 that Adam absorbs 2.05×.
+# The first 3 points are not judged (the distance starts at 0). Sticky (clear_after): a run
+# whose weights blew up does not become healthy because the next interval moves less.
 HEALTH_INIT = Health(
-    category="optimization",
+    category="stability",
     title="distance from initialisation",
+    baseline="previous",
+    critical_above_frac=4.0,
+    clear_after=1_000_000,
     description="‖θ − θ₀‖ / ‖θ₀‖ over the trainable parameters, θ₀ a fixed sample taken at the first due "
-    "step. Informational: flat at 0 means the weights do not move; a steady climb without bound means "
-    "they blow up. How far a healthy run goes depends on the model and optimizer.",
+    "step. Its level depends on the model and optimizer and is not judged; critical when it grows more "
+    "than 4× in one interval (from the 4th point on): the weights moved three times further in those "
+    "steps than in the whole run before, the mark of a learning rate far too large.",
+    remedy="Lower the learning rate (check the schedule and any per-group lr, and a warm-up that ends "
+    "far above the intended peak), add gradient clipping, and restart from a checkpoint before the "
+    "jump. Unfreezing parameters that were held at lr 0 also moves them at once: freeze with "
+    "requires_grad=False instead (frozen parameters are left out).",
     nonfinite=None,
 )
 
