@@ -104,18 +104,27 @@ HEALTH: dict[str, Health] = {
         "dimensional collapse shows here first, but healthy runs also fall from their random-init rank.",
         remedy=_REMEDY_DIM,
     ),
+    # Judged as a fall within one due interval: collapse takes the spread to 0.07–0.11× its previous
+    # point at once (predictor/stop-gradient removed, from the start or mid-run), while healthy
+    # runs fall at most to 0.49× per interval (DINO's first interval). A fall from the run's best
+    # (the first rule, 0.25×) does not separate: DINO warmed up over 500 steps drifts to 0.17× its
+    # best while healthy (k-NN 0.89). Sticky: a run that collapsed stays critical while the spread
+    # keeps shrinking more slowly.
     "std": Health(
         category="collapse",
-        baseline="best",
+        baseline="previous",
+        baseline_points=1,
         critical_below_frac=0.25,
         critical_below=0.01,
+        clear_after=1_000_000,
         direction="higher_is_better",
         title="std of normalised embeddings × √d",
         description="Mean per-channel std of L2-normalised embeddings times √d (SimSiam): 1 when isotropic, "
         "→ 0 when all embeddings point the same way. Its healthy level depends on the architecture "
-        "(0.55 for ReLU features at initialisation, 0.13–0.4 for DINO-style features), so it is judged "
-        "as a fall: critical below 0.25× the run's best, or below 0.01 whatever the best (mean cosine "
-        "above 0.9999). Blind to dimensional collapse.",
+        "(0.55 for ReLU features at initialisation, 0.08–0.4 for DINO-style features) and drifts down "
+        "in healthy runs, so it is judged as a sudden fall: critical below 0.25× its previous point "
+        "(one due interval), or below 0.01 whatever came before (mean cosine above 0.9999). Blind to "
+        "dimensional collapse.",
         remedy=_REMEDY_COMPLETE,
     ),
     "mean_cos": Health(

@@ -284,7 +284,9 @@ def progress_lost(loss: Any, state: dict | None = None, warmup: Any = None) -> A
     """How much of what the run learned it has lost: (L̃ − best L̃) / (L₀ − best L̃).
 
     L̃ is a debiased EMA (weight 0.8) of the loss sampled every 10 steps, L₀ the median of
-    the first 5 samples, best L̃ the lowest smoothed value so far. 0 while the loss is at its
+    the first 5 samples, best L̃ the lowest smoothed value from the 5th sample on (a loss that
+    rises in its first steps, as DINO's does while its teacher sharpens, has learned nothing
+    yet: its step-0 value is not a best to lose). 0 while the loss is at its
     best, 1 when it is back where it started, above 1 past it: divergence, or a network
     killed by a too-large learning rate. Scale-free, so it works for cross-entropy, MSE and
     negative-cosine losses alike; 0 until the run has learned something (best L̃ at least
@@ -316,10 +318,11 @@ def _progress_lost_array(value: Any, state: dict) -> Any:
     ema = xp.where(finite, state["ema"] * w + (1.0 - w) * xp.where(finite, value, 0.0), state["ema"])
     n = state["n"] + xp.astype(finite, value.dtype)
     smoothed = ema / xp.clip(1.0 - w**n, 1e-12, None)
-    best = xp.where(xp.logical_and(finite, smoothed < state["best"]), smoothed, state["best"])
-    state.update(ema=ema, n=n, best=best)
-    if initial is None:
+    state.update(ema=ema, n=n)
+    if initial is None:  # the best counts from the end of L₀'s window on (see progress_lost)
         return xp.zeros_like(value)
+    best = xp.where(xp.logical_and(finite, smoothed < state["best"]), smoothed, state["best"])
+    state.update(best=best)
     learned = initial - best
     meaningful = xp.logical_and(xp.isfinite(learned), learned > PROGRESS_MIN_LEARNED * xp.abs(initial))
     lost = (smoothed - best) / xp.where(meaningful, learned, 1.0)
@@ -336,11 +339,12 @@ def _progress_lost_host(value: float, state: dict) -> float:
     if finite:
         ema, n = ema * w + (1.0 - w) * value, n + 1.0
     smoothed = ema / max(1.0 - w**n, 1e-12)
+    state.update(ema=ema, n=n)
+    if initial is None:  # the best counts from the end of L₀'s window on (see progress_lost)
+        return 0.0
     if finite and smoothed < best:
         best = smoothed
-    state.update(ema=ema, n=n, best=best)
-    if initial is None:
-        return 0.0
+    state.update(best=best)
     learned = initial - best
     if not (math.isfinite(learned) and learned > PROGRESS_MIN_LEARNED * abs(initial)):
         return 0.0

@@ -6,6 +6,8 @@ tolerance fw.rtol). Above the cap the sampled estimate is checked at 5% (16,384 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,35 @@ def test_monitor_writes_init_distance_every_100_steps(tmp_path):
     written = scalars(tmp_path)["train/optimization/init_distance"]
     assert [s for s, _ in written] == [0, 100, 200]
     assert [v for _, v in written] == pytest.approx([0.0, 1.0 / 1.01, 2.0 / 1.01], rel=1e-5)
+
+
+def _report(path, capsys) -> dict:
+    from metricreg.cli import main
+
+    assert main(["report", str(path), "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    return run
+
+
+def test_a_weight_jump_is_critical_at_the_next_due_point_and_a_steady_run_is_quiet(tmp_path, capsys):
+    """The lr-kill signature: the weights move, in one interval, far more than in the run before."""
+    rng = np.random.default_rng(0)
+    for name, jump_at in (("steady", None), ("jump", 650)):
+        theta = {"w": rng.standard_normal((16, 16)), "b": rng.standard_normal(16)}
+        with mr.Monitor(str(tmp_path / name)) as mon:
+            for step in range(1001):
+                scale = 1e-3 if jump_at is None or step < jump_at else 5e-2  # lr x50 from jump_at
+                for a in theta.values():
+                    a += scale * rng.standard_normal(a.shape)
+                mon.step(step, model=theta)
+    steady = _report(tmp_path / "steady", capsys)
+    assert [a for a in steady["alerts"] if "init_distance" in a["tag"]] == []
+    jumped = _report(tmp_path / "jump", capsys)
+    [alert] = [a for a in jumped["alerts"] if a["tag"] == "train/optimization/init_distance"]
+    assert (alert["level"], alert["category"], alert["first_step"], alert["active"]) == (
+        "critical",
+        "stability",
+        700,
+        True,
+    )
+    assert "previous point" in alert["message"] and "learning rate" in alert["remedy"]

@@ -124,6 +124,30 @@ def test_best_after_warmup_ignores_the_fall_from_the_random_init_level():
         mr.Health(baseline="best_after_warmup", critical_below_frac=0.4)
 
 
+def test_previous_point_baseline_judges_a_jump_within_one_interval():
+    jump = mr.Health(baseline="previous", critical_above_frac=4.0)
+    # A distance that starts at 0 and grows quadratically (a linear LR warm-up): the first 3 points
+    # are not judged (0 -> 1 -> 4 are "infinite" and 4x jumps), later growth is < 4x per point.
+    warmup = [0.0, 0.01, 0.04, 0.09, 0.16, 0.25, 0.36]
+    assert evaluate_series("d", range(7), warmup, jump).alerts == []
+    # Then the weights move 10x further in one interval: critical at that point, judged against
+    # the point before, and it stays open (the previous point moves up with the jump).
+    sticky = mr.Health(baseline="previous", critical_above_frac=4.0, clear_after=1_000_000)
+    verdict = evaluate_series("d", range(10), [*warmup, 3.6, 3.7, 3.8], sticky)
+    [alert] = verdict.alerts
+    assert (alert.level, alert.first_step, alert.active) == ("critical", 7, True)
+    assert alert.threshold == pytest.approx(4.0 * 0.36)
+    assert "4 × previous point 0.36" in alert.message and verdict.status == "critical"
+    # With the default clear_after the same jump is one episode that closes two calm points later.
+    [closed] = evaluate_series("d", range(10), [*warmup, 3.6, 3.7, 3.8], jump).alerts
+    assert not closed.active and closed.last_step == 9
+    # A previous point of 0 (nothing moved yet) gives no verdict: no ratio against nothing.
+    assert evaluate_series("d", range(6), [0.0, 0.0, 0.0, 0.0, 0.5, 0.6], jump).alerts == []
+    # Non-finite points are skipped by the baseline (nonfinite=None leaves them unjudged).
+    quiet_nan = mr.Health(baseline="previous", critical_above_frac=4.0, nonfinite=None)
+    assert evaluate_series("d", range(6), [0.0, 0.1, 0.2, 0.3, math.nan, 0.4], quiet_nan).alerts == []
+
+
 def test_relative_thresholds_need_a_baseline_and_direction():
     with pytest.raises(mr.SpecError, match="baseline"):
         mr.Health(warn_below_frac=0.5)
