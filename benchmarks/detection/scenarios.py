@@ -88,6 +88,32 @@ def _byol(name: str, inject: str | None = None, at: int | None = None, category:
     return dict(name=name, loop="byol", kwargs=kwargs, category=category, onset=at if inject else None)
 
 
+def _lr_kill(
+    name: str,
+    loop: str,
+    kw: dict,
+    outcome: OutcomeCheck,
+    what: str,
+    at: int = 1000,
+    factor: float = 100.0,
+    **extra: Any,
+) -> Scenario:
+    """A held-out learning-rate injection into a loop's default run, broken only by outcome."""
+    kwargs = {"steps": 2000, **kw, **extra, "inject": "lr10", "inject_at": at, "lr_factor": factor}
+    return Scenario(
+        name,
+        "holdout",
+        loop,
+        kwargs,
+        category="stability",
+        onset=at,
+        seeds=2,
+        holdout=True,
+        note=f"{what} lr ×{factor:g} at step {at}",
+        outcome=outcome,
+    )
+
+
 SCENARIOS: list[Scenario] = [
     # --- joint-embedding SSL with an EMA teacher (BYOL), embeddings = the online projection ------
     Scenario(**_byol("byol"), group="ssl-byol", quick_steps=600),
@@ -583,62 +609,21 @@ SCENARIOS += [
         holdout=True,
         note="DINO with its recipe's linear LR warm-up over 500 steps, then cosine",
     ),
-    Scenario(
+    _lr_kill(
         "quickstart-lr-kill",
-        "holdout",
         "classifier",
-        {
-            "steps": 2000,
-            "embeddings": True,
-            "train_accuracy": False,
-            "eval_every": 200,
-            "width": 64,
-            "inject": "lr10",
-            "inject_at": 1000,
-            "lr_factor": 100.0,
-        },
-        category="stability",
-        onset=1000,
-        seeds=2,
-        holdout=True,
-        note="README's quickstart, Adam lr ×100 at step 1000",
-        outcome=OutcomeCheck("quickstart", key="final_val_accuracy"),
+        {"embeddings": True, "train_accuracy": False, "eval_every": 200, "width": 64},
+        OutcomeCheck("quickstart", key="final_val_accuracy"),
+        "README's quickstart, Adam",
     ),
-    Scenario(
-        "vicreg-lr-kill",
-        "holdout",
-        "vicreg",
-        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
-        category="stability",
-        onset=1000,
-        seeds=2,
-        holdout=True,
-        note="VICReg, Adam lr ×100 at step 1000",
-        outcome=OutcomeCheck("vicreg"),
-    ),
-    Scenario(
-        "dino-lr-kill",
-        "holdout",
-        "dino",
-        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
-        category="stability",
-        onset=1000,
-        seeds=2,
-        holdout=True,
-        note="DINO, AdamW lr ×100 at step 1000",
-        outcome=OutcomeCheck("dino"),
-    ),
-    Scenario(
+    _lr_kill("vicreg-lr-kill", "vicreg", {}, OutcomeCheck("vicreg"), "VICReg, Adam"),
+    _lr_kill("dino-lr-kill", "dino", {}, OutcomeCheck("dino"), "DINO, AdamW"),
+    _lr_kill(
         "autoencoder-lr-kill",
-        "holdout",
         "autoencoder",
-        {"steps": 2000, "inject": "lr10", "inject_at": 1000, "lr_factor": 100.0},
-        category="stability",
-        onset=1000,
-        seeds=2,
-        holdout=True,
-        note="autoencoder, Adam lr ×100 at step 1000",
-        outcome=OutcomeCheck("autoencoder", key="final_val_psnr", margin=1.0),
+        {},
+        OutcomeCheck("autoencoder", key="final_val_psnr", margin=1.0),
+        "autoencoder, Adam",
     ),
     # --- a second held-out batch, trained once after the std and progress_lost rules were revised
     # on the first one (dino-warmup): never used to choose a rule or a threshold.
@@ -707,28 +692,15 @@ SCENARIOS += [
         seeds=2,
         holdout=True,
     ),
-    Scenario(
+    _lr_kill(
         "cnn-lr-kill",
-        "holdout",
         "classifier",
-        {
-            "steps": 1500,
-            "arch": "cnn",
-            "optimizer": "sgd",
-            "lr": 0.1,
-            "weight_decay": 5e-4,
-            "eval_every": 50,
-            "embeddings": True,
-            "inject": "lr10",
-            "inject_at": 700,
-            "lr_factor": 30.0,
-        },
-        category="stability",
-        onset=700,
-        seeds=2,
-        holdout=True,
-        note="CNN, SGD lr ×30 at step 700",
-        outcome=OutcomeCheck("cnn-sgd", key="final_val_accuracy"),
+        {"steps": 1500, "arch": "cnn", "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "eval_every": 50},
+        OutcomeCheck("cnn-sgd", key="final_val_accuracy"),
+        "CNN, SGD",
+        at=700,
+        factor=30.0,
+        embeddings=True,
     ),
 ]
 
