@@ -113,7 +113,9 @@ def _thresholds(health: dict[str, Any]) -> str:
             parts.append(f"{level} < {below:g}")
         if above is not None:
             parts.append(f"{level} > {above:g}")
-        what = health.get("baseline")
+        what = {"previous": "previous point", "best_after_warmup": "best after warm-up"}.get(
+            health.get("baseline"), health.get("baseline")
+        )
         for bound, sign in (("below", "<"), ("above", ">")):
             frac = health.get(f"{level}_{bound}_frac")
             if frac is not None and what:

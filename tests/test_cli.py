@@ -279,7 +279,7 @@ def test_plugins_text_lists_builtin_metrics(capsys):
     assert "tag:       train/collapse[/<embeddings key>]/<member>" in out
     assert "health:    effective_rank_ratio: collapse, no thresholds" in out
     assert "health:    rankme_ratio: collapse, no thresholds" in out
-    assert "health:    std: collapse, critical < 0.01, critical < 0.25 × best" in out
+    assert "health:    std: collapse, critical < 0.01, critical < 0.25 × previous point" in out
     assert "inputs:    model, ema_model (optional: momentum, student_out, teacher_out, momentum_target)" in out
 
 
