@@ -29,7 +29,7 @@ from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
-from metricreg.rule_jobs import NOT_HOST, host_value, materialize, snapshot_tensors, writer_inputs
+from metricreg.rule_jobs import NOT_HOST, host_inputs, host_value, materialize, snapshot_tensors, writer_inputs
 from metricreg.schedules import NEVER, Predicate
 from metricreg.spec import PartialResult
 from metricreg.writer import (
@@ -202,14 +202,14 @@ class _Compiled:
         # A scalar rule that may run in the writer-thread job (metricreg.rule_jobs): None until its
         # first due step decides (True: its inputs were host numbers), False for every other metric.
         # Once True it stays there, so its state is only ever touched by the writer thread.
-        self.writer = writer_inputs(reg.metric.compute)  # (copies, passes): see rule_jobs.writer_rule
+        self.writer = writer_inputs(reg.metric.compute)  # see rule_jobs.writer_rule
         self.route: bool | None = (
             None
             if self.writer is not None
-            and self.schedule.event == "step"
+            and self.schedule.event != "epoch_end"
             and not self.fan_out
             and not self.predicate
-            and all(how in (2, 3, 4) for _, how in self.plan)
+            and all(how != 1 or self.writer.inputs is not None for _, how in self.plan)
             else False
         )
 
@@ -313,6 +313,10 @@ class Monitor:
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
         self._copies: dict[tuple[int, bool], Any] = {}  # the due step's parameter/gradient copies (rule_jobs)
+        self._groups: dict[str, list[_Compiled]] = {}  # writer rules that share one route (rule_jobs.writer_rule)
+        for compiled in self._table:
+            if compiled.writer is not None and compiled.writer.group is not None:
+                self._groups.setdefault(compiled.writer.group, []).append(compiled)
         self._writer: EventWriter | None = None
         if self.rank == 0:
             _warn_if_shared(self.logdir)
@@ -509,7 +513,7 @@ class Monitor:
         writes = self.rank == 0
         exchange = self._exchange if self._exchange is not None and self._exchange.active else None
         memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
-        jobs = event == "step" and writes and self._exchange is None and self._writer is not None
+        jobs = writes and self._exchange is None and self._writer is not None
         rules: list[tuple[_Compiled, dict[str, Any], str, str]] | None = None
         numbers: dict[str, Any] | None = None  # the step's host numbers by input name, for the writer rules
         try:
@@ -532,7 +536,7 @@ class Monitor:
                 if jobs and compiled.route is not False:
                     if numbers is None:
                         numbers = {}
-                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers)
+                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers, split, event)
                     if kwargs is None:
                         continue
                     if compiled.route:
@@ -700,7 +704,14 @@ class Monitor:
                 cost.finish(running, elapsed)
 
     def _rule_inputs(
-        self, compiled: _Compiled, inputs: Inputs, raw: Mapping[str, Any], step: int, numbers: dict[str, Any]
+        self,
+        compiled: _Compiled,
+        inputs: Inputs,
+        raw: Mapping[str, Any],
+        step: int,
+        numbers: dict[str, Any],
+        split: str = "train",
+        event: str = "step",
     ) -> dict[str, Any] | None:
         """A writer rule's arguments as host numbers, read now; None when it does not run this step.
 
@@ -711,6 +722,8 @@ class Monitor:
         set that can no longer be copied (rule_jobs.snapshot_tensors) sends the rule back inline
         once the writer has finished its queued jobs. ``numbers`` keeps the host numbers read
         this step by input name (the loss serves five rules): each is read and checked once.
+        A rule that reads ``inputs`` gets rule_jobs.host_inputs' snapshot of them; when one cannot
+        be taken, it goes back inline (with its group, see _inline).
         """
         for name in compiled.required:
             if name not in raw and name not in inputs:
@@ -719,9 +732,20 @@ class Monitor:
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return None
         kwargs: dict[str, Any] = {}
-        copies, passes = compiled.writer  # type: ignore[misc]
+        copies, passes, skip, _ = compiled.writer  # type: ignore[misc]
         try:
             for name, how in compiled.plan:
+                if how == 0:
+                    kwargs[name] = split
+                    continue
+                if how == 1:
+                    # a lazy input reads as None to a step rule (it only peeks); an eval rule would call it
+                    snapshot = host_inputs(raw, numbers, skip, lazy=event == "step")  # type: ignore[arg-type]
+                    if snapshot is None:
+                        self._inline(compiled)
+                        return kwargs
+                    kwargs[name] = Inputs(snapshot, _NO_INPUTS, {"step": step, "event": event, "shared": self._shared})
+                    continue
                 number = numbers.get(name, _MISSING)
                 if number is not _MISSING:
                     kwargs[name] = number
@@ -736,13 +760,10 @@ class Monitor:
                     continue
                 number = self._copy(value, name == "model") if name in copies else host_value(value)
                 if number is NOT_HOST:
-                    if compiled.route is None:
-                        compiled.route = False
-                        return kwargs
-                    if name in copies:  # no longer a small CPU parameter set: back inline, after
-                        compiled.route = False  # the writer has run its queued jobs (their state is shared)
-                        if self._writer is not None:
-                            self._writer.flush()
+                    if compiled.route is None or name in copies:
+                        # not host numbers at the first due step, or no longer a small CPU parameter set:
+                        # inline (after the writer has run its queued jobs: their state is shared)
+                        self._inline(compiled)
                         return kwargs
                     number = _captured(value)
                 elif name not in copies:
@@ -756,8 +777,23 @@ class Monitor:
         except Exception as exc:
             self._failed(compiled, step, exc)
             return None
-        compiled.route = True
+        if compiled.route is None:
+            group = self._groups.get(compiled.writer.group, ()) if compiled.writer.group else ()  # type: ignore[union-attr]
+            if any(member.route is False for member in group):  # the group's state is on the training thread
+                self._inline(compiled)
+                return kwargs
+            compiled.route = True
         return kwargs
+
+    def _inline(self, compiled: _Compiled) -> None:
+        """Send a writer rule, and the rules of its group, inline for good; first the writer finishes their jobs."""
+        group = compiled.writer.group if compiled.writer is not None else None
+        members = self._groups.get(group, [compiled]) if group is not None else [compiled]
+        queued = any(member.route for member in members)
+        for member in members:
+            member.route = False
+        if queued and self._writer is not None:
+            self._writer.flush()
 
     def _copy(self, value: Any, trainable_only: bool) -> Any:
         """snapshot_tensors of ``value``, taken once per due step whichever rules ask."""
