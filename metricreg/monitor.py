@@ -22,6 +22,7 @@ from typing import Any
 from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.cost import CostMeter
+from metricreg.due import DueTable
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, close_step_scalars, is_scalar_like, open_step_scalars
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
@@ -30,7 +31,7 @@ from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
 from metricreg.rule_jobs import NOT_HOST, host_inputs, host_value, materialize, snapshot_tensors, writer_inputs
-from metricreg.schedules import NEVER, Predicate
+from metricreg.schedules import Predicate
 from metricreg.spec import PartialResult
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
@@ -157,7 +158,6 @@ class _Compiled:
         "last_message",
         "metric",
         "name",
-        "next_due",
         "optional",
         "params",
         "plan",
@@ -178,7 +178,6 @@ class _Compiled:
         self.plugin = reg.plugin
         self.name = reg.metric.name
         self.schedule = reg.metric.schedule
-        self.next_due = self.schedule.next_due(0) if self.schedule.event == "step" else NEVER
         self.params = reg.metric.inputs
         self.optional = reg.metric.optional_inputs
         self.fan_out = reg.metric.fan_out
@@ -293,7 +292,8 @@ class Monitor:
         self._by_event: dict[str, list[_Compiled]] = {"step": [], "eval": [], "epoch_end": []}
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
-        self._has_predicates = any(isinstance(c.schedule, Predicate) for c in self._by_event["step"])
+        self._due = DueTable(self._by_event["step"])  # which step metrics are due, by schedule (metricreg.due)
+        self._has_predicates = self._due.predicates
         self.rank, self.world_size = distributed.rank_and_world(rank, world_size)
         self._exchange: distributed.Exchange | None = None
         self._stop_request: str | None = None
@@ -353,7 +353,7 @@ class Monitor:
         if step >= STEP_LIMIT:  # always "due" (past NEVER), so checked here at no cost to other steps
             check_step(step, "Monitor.step")
         self._step = step + 1
-        self._run(self._by_event["step"], "step", step, step, inputs, "train")
+        self._run(self._due.due(step), "step", step, step, inputs, "train")
         self._next_due = self._compute_next_due()
 
     # --- rarer entry points -------------------------------------------------------------------
@@ -481,7 +481,7 @@ class Monitor:
     def _compute_next_due(self) -> int:
         if self._has_predicates:
             return self._step
-        due = min((c.next_due for c in self._by_event["step"] if not c.disabled), default=NEVER)
+        due = self._due.next_due()
         exchange = self._exchange
         return min(due, exchange.next_due) if exchange is not None and exchange.active else due
 
@@ -520,14 +520,9 @@ class Monitor:
             for compiled in table:
                 if compiled.disabled:
                     continue
-                if event == "step":
-                    if compiled.predicate:
-                        if not self._predicate_due(compiled, position):
-                            continue
-                    elif compiled.next_due > position:
+                if event == "step":  # the table holds the due metrics (DueTable.due) and the predicates
+                    if compiled.predicate and not self._predicate_due(compiled, position):
                         continue
-                    else:
-                        compiled.next_due = compiled.schedule.next_due(position + 1)
                 elif not compiled.schedule.is_due(position):
                     continue
                 is_shared = exchange is not None and compiled.name in exchange.shared
@@ -909,6 +904,7 @@ class Monitor:
             )
         if compiled.consecutive >= self.max_failures and not compiled.disabled:
             compiled.disabled = True
+            self._due.disabled(compiled)
             log.warning(
                 "metricreg: metric %r (plugin %r) disabled after %d consecutive failures",
                 compiled.name,
