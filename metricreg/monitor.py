@@ -727,7 +727,7 @@ class Monitor:
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return None
         kwargs: dict[str, Any] = {}
-        copies, passes, skip, _ = compiled.writer  # type: ignore[misc]
+        copies, passes, skip, _, frozen = compiled.writer  # type: ignore[misc]
         try:
             for name, how in compiled.plan:
                 if how == 0:
@@ -753,7 +753,7 @@ class Monitor:
                 if name in passes:
                     kwargs[name] = value
                     continue
-                number = self._copy(value, name == "model") if name in copies else host_value(value)
+                number = self._copy(value, name == "model" and not frozen) if name in copies else host_value(value)
                 if number is NOT_HOST:
                     if compiled.route is None or name in copies:
                         # not host numbers at the first due step, or no longer a small CPU parameter set:

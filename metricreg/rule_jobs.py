@@ -44,6 +44,7 @@ class WriterSpec(NamedTuple):
     passes: tuple[str, ...]
     inputs: frozenset[str] | None  # None: no ``inputs`` argument; else the input names it never reads
     group: str | None
+    frozen: bool  # the copy of ``model`` holds its frozen parameters too
 
 
 def writer_rule(
@@ -53,6 +54,7 @@ def writer_rule(
     passes: tuple[str, ...] = (),
     inputs: frozenset[str] | None = None,
     group: str | None = None,
+    frozen: bool = False,
 ) -> Any:
     """Mark a rule that may run on the writer thread (returns it; usable as ``@writer_rule(...)`` too).
 
@@ -61,11 +63,14 @@ def writer_rule(
     taken at the step) and in ``passes`` (objects handed over as they are because the rule only
     reads their structure or its own keys of them: a module's layer types, ``shared``).
     ``inputs`` (a set of input names the rule never reads) gives its ``inputs`` argument as
-    :func:`host_inputs`' snapshot; ``group`` names rules that must share one route.
+    :func:`host_inputs`' snapshot; ``group`` names rules that must share one route. A copy of
+    ``model`` holds its trainable parameters, and all of them with ``frozen``.
     """
 
     def mark(fn: F) -> F:
-        spec = WriterSpec(tuple(copies), tuple(passes), frozenset(inputs) if inputs is not None else None, group)
+        spec = WriterSpec(
+            tuple(copies), tuple(passes), frozenset(inputs) if inputs is not None else None, group, frozen
+        )
         setattr(fn, _MARK, spec)
         return fn
 

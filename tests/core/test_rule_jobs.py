@@ -16,7 +16,7 @@ import pytest
 import metricreg as mr
 from metricreg.cli import build_report, format_report
 from metricreg.rule_jobs import writer_rule
-from tests.core.eventfiles import scalars
+from tests.core.eventfiles import load, scalars
 
 torch = pytest.importorskip("torch")
 
@@ -164,8 +164,18 @@ PASSES = (
     "optimization/update_ratio",
     "optimization/dead_units",
     "optimization/grad_flow",
+    "optimization/weights",
+    "optimization/grads",
     "optimization/init_distance",
 )
+
+
+def histograms(logdir) -> dict:
+    acc = load(logdir)
+    fields = lambda h: (h.min, h.max, h.num, h.sum, h.sum_squares, tuple(h.bucket_limit), tuple(h.bucket))  # noqa: E731
+    return {
+        tag: [(e.step, *fields(e.histogram_value)) for e in acc.Histograms(tag)] for tag in acc.Tags()["histograms"]
+    }
 
 
 def train(logdir, inline_route: bool, width: int = 64, steps: int = 420):
@@ -175,7 +185,8 @@ def train(logdir, inline_route: bool, width: int = 64, steps: int = 420):
         torch.nn.Linear(16, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU()
     )
     model.add_module("head", torch.nn.Linear(width, 4))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-2)
+    model[0].bias.requires_grad_(False)  # frozen: in the weight histogram, not in the update ratios
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2)
     gen = torch.Generator().manual_seed(1)
     mon = mr.Monitor(logdir)
     if inline_route:
@@ -189,7 +200,7 @@ def train(logdir, inline_route: bool, width: int = 64, steps: int = 420):
         mon.step(step, loss=loss.detach(), model=model, optimizer=opt)
     routes = {c.name: c.route for c in mon._table if c.name in PASSES}
     mon.close()
-    return scalars(logdir), routes
+    return {**scalars(logdir), **histograms(logdir)}, routes
 
 
 def test_parameter_passes_on_the_writer_write_what_the_inline_passes_write(tmp_path):
@@ -207,6 +218,14 @@ def test_parameter_passes_on_the_writer_write_what_the_inline_passes_write(tmp_p
     for tag in sorted(moved):
         assert job[tag] == inline_run[tag], tag  # bit for bit: the same kernels on a copy of the same values
     assert [s for s, _ in job["train/optimization/update_ratio"]] == [100, 200, 300, 400]
+    for tag in ("train/optimization/weights", "train/optimization/grads"):  # histograms: every bucket equal
+        assert [h[0] for h in job[tag]] == [0] and job[tag] == inline_run[tag], tag
+    assert job["train/optimization/weights"][0][3] == sum(
+        p.numel()
+        for p in torch.nn.Sequential(
+            torch.nn.Linear(16, 64), torch.nn.Linear(64, 64), torch.nn.Linear(64, 4)
+        ).parameters()
+    )  # frozen bias too
     assert job["train/optimization/update_ratio"][0][1] > 0 and job["train/optimization/init_distance"][-1][1] > 0
 
 
