@@ -30,6 +30,9 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from metricreg.arrays import host_scalar, is_array, is_scalar_like
+from metricreg.inputs import is_deferred
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "_metricreg_writer_rule"
@@ -166,13 +169,12 @@ def host_value(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    from metricreg.arrays import host_scalar
-
     torch = sys.modules.get("torch")
     if torch is not None and kind is torch.Tensor:
-        if value.__dict__ or not value.is_cpu or value.numel() != 1 or value.is_complex():
+        if value.__dict__:
             return NOT_HOST
-        return host_scalar(value)
+        number = host_scalar(value)  # a float for a one-element real CPU tensor, else the tensor itself
+        return number if type(number) is float else NOT_HOST
     if isinstance(value, (np.ndarray, np.generic)) and value.size == 1 and value.dtype.kind in "biuf":
         return host_scalar(value)
     return NOT_HOST
@@ -203,9 +205,6 @@ def host_inputs(
     only ``peek`` see it as None inline too. None (stay inline) for a lazy input otherwise (the
     inline rule would call it) and for a scalar that is not a host number (a CUDA loss).
     """
-    from metricreg.arrays import is_array, is_scalar_like
-    from metricreg.inputs import is_deferred
-
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name in skip:
