@@ -11,11 +11,16 @@ The answer is the one the per-metric check gave: a metric with a periodic schedu
 the first step at or after its next due step (so a loop that skips steps still runs it, late),
 and its next due step is then ``schedule.next_due(step + 1)``. Predicate schedules are asked at
 every step by the Monitor itself: they are in every list.
+
+The lists also leave out the metrics that cannot run with the step's input names (a required
+input neither given nor derivable: psnr without images, masking without a mask), which the
+Monitor would otherwise visit and skip at every due step; ``runnable`` answers that, once per
+combination of due cohorts and input names (a loop passes the same names at every step).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from metricreg.schedules import NEVER, Predicate
@@ -38,8 +43,11 @@ class Cohort:
 class DueTable:
     """The step metrics (objects with ``schedule`` and ``disabled``), grouped by schedule."""
 
-    def __init__(self, metrics: Sequence[Any]) -> None:
+    def __init__(
+        self, metrics: Sequence[Any], runnable: Callable[[Any, tuple[str, ...], int], bool] | None = None
+    ) -> None:
         self.metrics = list(metrics)
+        self._runnable = runnable  # (metric, input names, step): False leaves it out of the step's list
         self.cohorts: list[Cohort] = []
         self._member_of: list[Cohort | None] = []  # per metric, in table order; None: a predicate
         by_schedule: dict[Any, Cohort] = {}
@@ -59,10 +67,11 @@ class DueTable:
             cohort.alive += 1
             self._member_of.append(cohort)
         self.predicates = any(cohort is None for cohort in self._member_of)
-        self._lists: dict[tuple[int, ...], list[Any]] = {}
+        self._lists: dict[tuple[tuple[int, ...], tuple[str, ...]], list[Any]] = {}
 
-    def due(self, position: int) -> list[Any]:
-        """The metrics due at ``position`` (predicates included, disabled ones not filtered), in table order.
+    def due(self, position: int, names: tuple[str, ...] = ()) -> list[Any]:
+        """The metrics due at ``position`` that can run with input ``names`` (predicates included, disabled
+        ones not filtered), in table order.
 
         Advances each due cohort's next due step: call once per step that reaches the metrics.
         """
@@ -71,20 +80,21 @@ class DueTable:
             if cohort.next_due <= position:
                 cohort.next_due = cohort.schedule.next_due(position + 1)
                 key.append(cohort.index)
-        found = self._lists.get(tuple(key))
+        found = self._lists.get((tuple(key), names))
         if found is None:
-            found = self._list(tuple(key))
+            found = self._list(tuple(key), names, position)
         return found
 
-    def _list(self, key: tuple[int, ...]) -> list[Any]:
+    def _list(self, key: tuple[int, ...], names: tuple[str, ...], position: int) -> list[Any]:
         due = set(key)
+        runnable = self._runnable
         found = [
             metric
             for metric, cohort in zip(self.metrics, self._member_of, strict=True)
-            if cohort is None or cohort.index in due
+            if cohort is None or (cohort.index in due and (runnable is None or runnable(metric, names, position)))
         ]
         if len(self._lists) < _MAX_LISTS:
-            self._lists[key] = found
+            self._lists[key, names] = found
         return found
 
     def next_due(self) -> int:

@@ -292,7 +292,8 @@ class Monitor:
         self._by_event: dict[str, list[_Compiled]] = {"step": [], "eval": [], "epoch_end": []}
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
-        self._due = DueTable(self._by_event["step"])  # which step metrics are due, by schedule (metricreg.due)
+        # which step metrics are due, by schedule, and can run with the step's input names (metricreg.due)
+        self._due = DueTable(self._by_event["step"], self._runnable)
         self._has_predicates = self._due.predicates
         self.rank, self.world_size = distributed.rank_and_world(rank, world_size)
         self._exchange: distributed.Exchange | None = None
@@ -353,7 +354,7 @@ class Monitor:
         if step >= STEP_LIMIT:  # always "due" (past NEVER), so checked here at no cost to other steps
             check_step(step, "Monitor.step")
         self._step = step + 1
-        self._run(self._due.due(step), "step", step, step, inputs, "train")
+        self._run(self._due.due(step, tuple(inputs)), "step", step, step, inputs, "train")
         self._next_due = self._compute_next_due()
 
     # --- rarer entry points -------------------------------------------------------------------
@@ -595,6 +596,21 @@ class Monitor:
             compiled = by_name[slot.metric]
             out.append((compiled.series_key(compiled.metric.split or split, None, slot.member), value))
         return out
+
+    def _runnable(self, compiled: _Compiled, names: tuple[str, ...], step: int) -> bool:
+        """Whether the step inputs ``names`` (given or derivable) hold every required input of ``compiled``.
+
+        Asked by the DueTable once per combination of input names; a metric left out is reported
+        as _run_one reports a missing input (once, at debug level).
+        """
+        probe = Inputs(dict.fromkeys(names), self.registry.derived, {"step": step, "event": "step", "shared": None})
+        for name in compiled.required:
+            if name not in probe:
+                if not compiled.reported_missing:
+                    compiled.reported_missing = True
+                    log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
+                return False
+        return True
 
     def _predicate_due(self, compiled: _Compiled, position: int) -> bool:
         try:

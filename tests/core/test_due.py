@@ -90,3 +90,32 @@ def test_a_monitor_with_a_disabled_metric_stops_stopping_at_its_steps(tmp_path):
         assert mon.errors["broken"]["disabled"] and mon.errors["broken"]["count"] == 2
         assert mon.is_due(40) and not mon.is_due(33)  # only "counted" is left: due at 40, not at 33
     assert calls == [0.0, 10.0, 20.0, 30.0]
+
+
+def test_a_metric_whose_input_is_missing_runs_once_it_is_given_or_derivable(tmp_path, caplog):
+    """The due lists leave out metrics that cannot run with the step's input names; they run again as soon as
+    the inputs are there, given or derived (``total`` from ``parts``), and the skip is reported once."""
+    calls = []
+
+    class Plugin:
+        @mr.hookimpl
+        def metricreg_register_inputs(self, register):
+            register("total", lambda parts: sum(parts))
+
+        @mr.hookimpl
+        def metricreg_register_metrics(self, register):
+            register(mr.Metric("masked", compute=lambda mask, step: calls.append(("masked", step)), every=1))
+            register(mr.Metric("summed", compute=lambda total, step: calls.append(("summed", step)), every=1))
+
+    caplog.set_level("DEBUG", logger="metricreg")
+    with mr.Monitor(tmp_path, plugins=[Plugin()], builtins=False, inputs=["parts", "mask"]) as mon:
+        for step in range(4):
+            mon.step(step, loss=1.0)
+        mon.step(4, loss=1.0, mask=1)
+        mon.step(5, loss=1.0, parts=[1, 2])
+        mon.step(6, total=3, mask=1)
+        mon.step(7, loss=1.0)
+    assert calls == [("masked", 4), ("summed", 5), ("masked", 6), ("summed", 6)]  # derived at 5, given at 6
+    assert caplog.text.count("masked skipped at step 0: input 'mask' not given") == 1
+    assert caplog.text.count("summed skipped at step 0: input 'total' not given") == 1
+    assert "skipped at step 2" not in caplog.text
