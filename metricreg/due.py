@@ -67,6 +67,7 @@ class DueTable:
             cohort.alive += 1
             self._member_of.append(cohort)
         self.predicates = any(cohort is None for cohort in self._member_of)
+        self.next = self.next_due()  # as of the last due(): the Monitor's next due step without a second loop
         self._lists: dict[tuple[tuple[int, ...], tuple[str, ...]], list[Any]] = {}
 
     def due(self, position: int, names: tuple[str, ...] = ()) -> list[Any]:
@@ -76,10 +77,14 @@ class DueTable:
         Advances each due cohort's next due step: call once per step that reaches the metrics.
         """
         key: list[int] = []
+        soonest = NEVER
         for cohort in self.cohorts:
             if cohort.next_due <= position:
                 cohort.next_due = cohort.schedule.next_due(position + 1)
                 key.append(cohort.index)
+            if cohort.next_due < soonest and cohort.alive:
+                soonest = cohort.next_due
+        self.next = soonest
         found = self._lists.get((tuple(key), names))
         if found is None:
             found = self._list(tuple(key), names, position)
@@ -106,4 +111,5 @@ class DueTable:
         for candidate, cohort in zip(self.metrics, self._member_of, strict=True):
             if candidate is metric and cohort is not None:
                 cohort.alive -= 1
+                self.next = self.next_due()
                 return

@@ -121,6 +121,7 @@ _MISSING = object()
 
 # type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
 _ITERATOR_TYPES: dict[type, bool] = {}
+_NO_ITERATORS: set[tuple[type, ...]] = set()  # the value types, in order, of inputs that held no iterator
 
 
 def _fill(name: str, params: tuple[str, ...]) -> int:
@@ -482,7 +483,7 @@ class Monitor:
     def _compute_next_due(self) -> int:
         if self._has_predicates:
             return self._step
-        due = self._due.next_due()
+        due = self._due.next  # computed by the last DueTable.due (or a disabling)
         exchange = self._exchange
         return min(due, exchange.next_due) if exchange is not None and exchange.active else due
 
@@ -499,15 +500,19 @@ class Monitor:
         if self._closed:
             self._warn_if_inert()
             return
-        for name, value in raw.items():
-            kind = type(value)
-            iterator = _ITERATOR_TYPES.get(kind)
-            if iterator is None:
-                iterator = is_iterator(value)
-                if len(_ITERATOR_TYPES) < 256:
-                    _ITERATOR_TYPES[kind] = iterator
-            if iterator:
-                raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
+        kinds = tuple(map(type, raw.values()))
+        if kinds not in _NO_ITERATORS:  # checked once per combination of value types (a loop repeats one)
+            for name, value in raw.items():
+                kind = type(value)
+                iterator = _ITERATOR_TYPES.get(kind)
+                if iterator is None:
+                    iterator = is_iterator(value)
+                    if len(_ITERATOR_TYPES) < 256:
+                        _ITERATOR_TYPES[kind] = iterator
+                if iterator:
+                    raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
+            if len(_NO_ITERATORS) < 256:
+                _NO_ITERATORS.add(kinds)
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
         shared: list[tuple[SeriesKey, Any]] = []

@@ -55,7 +55,7 @@ def test_due_metrics_match_the_per_metric_check_on_skipping_steps():
     assert len(table.cohorts) == 7 and table.predicates  # Every(10) and Every(100) shared; each Odd alone
     for step, (due, next_due) in zip(steps, reference(metrics, steps), strict=True):
         assert table.due(step) == due, step  # same metrics, table order
-        assert table.next_due() == next_due, step
+        assert table.next_due() == table.next == next_due, step
 
 
 def test_a_cohort_whose_metrics_are_all_disabled_no_longer_makes_steps_due():
@@ -66,7 +66,7 @@ def test_a_cohort_whose_metrics_are_all_disabled_no_longer_makes_steps_due():
     table.disabled(a)
     assert table.next_due() == 5  # b still runs every 5
     table.disabled(b)
-    assert table.next_due() == 7
+    assert table.next_due() == table.next == 7
 
 
 def test_a_monitor_with_a_disabled_metric_stops_stopping_at_its_steps(tmp_path):
