@@ -22,6 +22,7 @@ from typing import Any
 from metricreg import distributed, signals
 from metricreg.config import ConfigError, load_config
 from metricreg.cost import CostMeter
+from metricreg.due import DueTable
 from metricreg.health import Alert
 from metricreg.host import CaptureError, capture, close_step_scalars, is_scalar_like, open_step_scalars
 from metricreg.inputs import InputError, Inputs, is_deferred, is_iterator, iterator_message
@@ -29,8 +30,8 @@ from metricreg.integrations.metrics import expand_eval_inputs
 from metricreg.plugins import get_plugin_manager
 from metricreg.recordfile import live_writers
 from metricreg.registry import Registered, collect
-from metricreg.rule_jobs import NOT_HOST, host_value, materialize, snapshot_tensors, writer_inputs
-from metricreg.schedules import NEVER, Predicate
+from metricreg.rule_jobs import NOT_HOST, host_inputs, host_value, materialize, snapshot_tensors, writer_inputs
+from metricreg.schedules import Predicate
 from metricreg.spec import PartialResult
 from metricreg.writer import (
     DEFAULT_QUEUE_BYTES,
@@ -120,6 +121,7 @@ _MISSING = object()
 
 # type -> whether its values are iterators (a property of the type alone; cached: checked per due step)
 _ITERATOR_TYPES: dict[type, bool] = {}
+_NO_ITERATORS: set[tuple[type, ...]] = set()  # the value types, in order, of inputs that held no iterator
 
 
 def _fill(name: str, params: tuple[str, ...]) -> int:
@@ -157,7 +159,6 @@ class _Compiled:
         "last_message",
         "metric",
         "name",
-        "next_due",
         "optional",
         "params",
         "plan",
@@ -178,7 +179,6 @@ class _Compiled:
         self.plugin = reg.plugin
         self.name = reg.metric.name
         self.schedule = reg.metric.schedule
-        self.next_due = self.schedule.next_due(0) if self.schedule.event == "step" else NEVER
         self.params = reg.metric.inputs
         self.optional = reg.metric.optional_inputs
         self.fan_out = reg.metric.fan_out
@@ -202,14 +202,14 @@ class _Compiled:
         # A scalar rule that may run in the writer-thread job (metricreg.rule_jobs): None until its
         # first due step decides (True: its inputs were host numbers), False for every other metric.
         # Once True it stays there, so its state is only ever touched by the writer thread.
-        self.writer = writer_inputs(reg.metric.compute)  # (copies, passes): see rule_jobs.writer_rule
+        self.writer = writer_inputs(reg.metric.compute)  # see rule_jobs.writer_rule
         self.route: bool | None = (
             None
             if self.writer is not None
-            and self.schedule.event == "step"
+            and self.schedule.event != "epoch_end"
             and not self.fan_out
             and not self.predicate
-            and all(how in (2, 3, 4) for _, how in self.plan)
+            and all(how != 1 or self.writer.inputs is not None for _, how in self.plan)
             else False
         )
 
@@ -293,7 +293,9 @@ class Monitor:
         self._by_event: dict[str, list[_Compiled]] = {"step": [], "eval": [], "epoch_end": []}
         for compiled in self._table:
             self._by_event[compiled.schedule.event].append(compiled)
-        self._has_predicates = any(isinstance(c.schedule, Predicate) for c in self._by_event["step"])
+        # which step metrics are due, by schedule, and can run with the step's input names (metricreg.due)
+        self._due = DueTable(self._by_event["step"], self._runnable)
+        self._has_predicates = self._due.predicates
         self.rank, self.world_size = distributed.rank_and_world(rank, world_size)
         self._exchange: distributed.Exchange | None = None
         self._stop_request: str | None = None
@@ -313,6 +315,10 @@ class Monitor:
         self._failure_lock = threading.Lock()  # failures are counted on both threads (bad values: writer)
         self._by_name = {c.name: c for c in self._table}
         self._copies: dict[tuple[int, bool], Any] = {}  # the due step's parameter/gradient copies (rule_jobs)
+        self._groups: dict[str, list[_Compiled]] = {}  # writer rules that share one route (rule_jobs.writer_rule)
+        for compiled in self._table:
+            if compiled.writer is not None and compiled.writer.group is not None:
+                self._groups.setdefault(compiled.writer.group, []).append(compiled)
         self._writer: EventWriter | None = None
         if self.rank == 0:
             _warn_if_shared(self.logdir)
@@ -349,7 +355,7 @@ class Monitor:
         if step >= STEP_LIMIT:  # always "due" (past NEVER), so checked here at no cost to other steps
             check_step(step, "Monitor.step")
         self._step = step + 1
-        self._run(self._by_event["step"], "step", step, step, inputs, "train")
+        self._run(self._due.due(step, tuple(inputs)), "step", step, step, inputs, "train")
         self._next_due = self._compute_next_due()
 
     # --- rarer entry points -------------------------------------------------------------------
@@ -477,7 +483,7 @@ class Monitor:
     def _compute_next_due(self) -> int:
         if self._has_predicates:
             return self._step
-        due = min((c.next_due for c in self._by_event["step"] if not c.disabled), default=NEVER)
+        due = self._due.next  # computed by the last DueTable.due (or a disabling)
         exchange = self._exchange
         return min(due, exchange.next_due) if exchange is not None and exchange.active else due
 
@@ -494,36 +500,35 @@ class Monitor:
         if self._closed:
             self._warn_if_inert()
             return
-        for name, value in raw.items():
-            kind = type(value)
-            iterator = _ITERATOR_TYPES.get(kind)
-            if iterator is None:
-                iterator = is_iterator(value)
-                if len(_ITERATOR_TYPES) < 256:
-                    _ITERATOR_TYPES[kind] = iterator
-            if iterator:
-                raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
+        kinds = tuple(map(type, raw.values()))
+        if kinds not in _NO_ITERATORS:  # checked once per combination of value types (a loop repeats one)
+            for name, value in raw.items():
+                kind = type(value)
+                iterator = _ITERATOR_TYPES.get(kind)
+                if iterator is None:
+                    iterator = is_iterator(value)
+                    if len(_ITERATOR_TYPES) < 256:
+                        _ITERATOR_TYPES[kind] = iterator
+                if iterator:
+                    raise TypeError(f"Monitor.{event}({name}=...): {iterator_message(name, value)}")
+            if len(_NO_ITERATORS) < 256:
+                _NO_ITERATORS.add(kinds)
         inputs = Inputs(raw, self.registry.derived, {"step": step, "event": event, "shared": self._shared})
         results: list[tuple[SeriesKey, Any]] = []
         shared: list[tuple[SeriesKey, Any]] = []
         writes = self.rank == 0
         exchange = self._exchange if self._exchange is not None and self._exchange.active else None
         memo = open_step_scalars()  # one host read per CPU scalar input, whichever metrics ask
-        jobs = event == "step" and writes and self._exchange is None and self._writer is not None
+        jobs = writes and self._exchange is None and self._writer is not None
         rules: list[tuple[_Compiled, dict[str, Any], str, str]] | None = None
         numbers: dict[str, Any] | None = None  # the step's host numbers by input name, for the writer rules
         try:
             for compiled in table:
                 if compiled.disabled:
                     continue
-                if event == "step":
-                    if compiled.predicate:
-                        if not self._predicate_due(compiled, position):
-                            continue
-                    elif compiled.next_due > position:
+                if event == "step":  # the table holds the due metrics (DueTable.due) and the predicates
+                    if compiled.predicate and not self._predicate_due(compiled, position):
                         continue
-                    else:
-                        compiled.next_due = compiled.schedule.next_due(position + 1)
                 elif not compiled.schedule.is_due(position):
                     continue
                 is_shared = exchange is not None and compiled.name in exchange.shared
@@ -532,7 +537,7 @@ class Monitor:
                 if jobs and compiled.route is not False:
                     if numbers is None:
                         numbers = {}
-                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers)
+                    kwargs = self._rule_inputs(compiled, inputs, raw, step, numbers, split, event)
                     if kwargs is None:
                         continue
                     if compiled.route:
@@ -596,6 +601,21 @@ class Monitor:
             compiled = by_name[slot.metric]
             out.append((compiled.series_key(compiled.metric.split or split, None, slot.member), value))
         return out
+
+    def _runnable(self, compiled: _Compiled, names: tuple[str, ...], step: int) -> bool:
+        """Whether the step inputs ``names`` (given or derivable) hold every required input of ``compiled``.
+
+        Asked by the DueTable once per combination of input names; a metric left out is reported
+        as _run_one reports a missing input (once, at debug level).
+        """
+        probe = Inputs(dict.fromkeys(names), self.registry.derived, {"step": step, "event": "step", "shared": None})
+        for name in compiled.required:
+            if name not in probe:
+                if not compiled.reported_missing:
+                    compiled.reported_missing = True
+                    log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
+                return False
+        return True
 
     def _predicate_due(self, compiled: _Compiled, position: int) -> bool:
         try:
@@ -700,7 +720,14 @@ class Monitor:
                 cost.finish(running, elapsed)
 
     def _rule_inputs(
-        self, compiled: _Compiled, inputs: Inputs, raw: Mapping[str, Any], step: int, numbers: dict[str, Any]
+        self,
+        compiled: _Compiled,
+        inputs: Inputs,
+        raw: Mapping[str, Any],
+        step: int,
+        numbers: dict[str, Any],
+        split: str = "train",
+        event: str = "step",
     ) -> dict[str, Any] | None:
         """A writer rule's arguments as host numbers, read now; None when it does not run this step.
 
@@ -711,6 +738,8 @@ class Monitor:
         set that can no longer be copied (rule_jobs.snapshot_tensors) sends the rule back inline
         once the writer has finished its queued jobs. ``numbers`` keeps the host numbers read
         this step by input name (the loss serves five rules): each is read and checked once.
+        A rule that reads ``inputs`` gets rule_jobs.host_inputs' snapshot of them; when one cannot
+        be taken, it goes back inline (with its group, see _inline).
         """
         for name in compiled.required:
             if name not in raw and name not in inputs:
@@ -719,9 +748,20 @@ class Monitor:
                     log.debug("metricreg: %s skipped at step %d: input %r not given", compiled.name, step, name)
                 return None
         kwargs: dict[str, Any] = {}
-        copies, passes = compiled.writer  # type: ignore[misc]
+        copies, passes, skip, _, frozen = compiled.writer  # type: ignore[misc]
         try:
             for name, how in compiled.plan:
+                if how == 0:
+                    kwargs[name] = split
+                    continue
+                if how == 1:
+                    # a lazy input reads as None to a step rule (it only peeks); an eval rule would call it
+                    snapshot = host_inputs(raw, numbers, skip, lazy=event == "step")  # type: ignore[arg-type]
+                    if snapshot is None:
+                        self._inline(compiled)
+                        return kwargs
+                    kwargs[name] = Inputs(snapshot, _NO_INPUTS, {"step": step, "event": event, "shared": self._shared})
+                    continue
                 number = numbers.get(name, _MISSING)
                 if number is not _MISSING:
                     kwargs[name] = number
@@ -734,15 +774,12 @@ class Monitor:
                 if name in passes:
                     kwargs[name] = value
                     continue
-                number = self._copy(value, name == "model") if name in copies else host_value(value)
+                number = self._copy(value, name == "model" and not frozen) if name in copies else host_value(value)
                 if number is NOT_HOST:
-                    if compiled.route is None:
-                        compiled.route = False
-                        return kwargs
-                    if name in copies:  # no longer a small CPU parameter set: back inline, after
-                        compiled.route = False  # the writer has run its queued jobs (their state is shared)
-                        if self._writer is not None:
-                            self._writer.flush()
+                    if compiled.route is None or name in copies:
+                        # not host numbers at the first due step, or no longer a small CPU parameter set:
+                        # inline (after the writer has run its queued jobs: their state is shared)
+                        self._inline(compiled)
                         return kwargs
                     number = _captured(value)
                 elif name not in copies:
@@ -756,8 +793,23 @@ class Monitor:
         except Exception as exc:
             self._failed(compiled, step, exc)
             return None
-        compiled.route = True
+        if compiled.route is None:
+            group = self._groups.get(compiled.writer.group, ()) if compiled.writer.group else ()  # type: ignore[union-attr]
+            if any(member.route is False for member in group):  # the group's state is on the training thread
+                self._inline(compiled)
+                return kwargs
+            compiled.route = True
         return kwargs
+
+    def _inline(self, compiled: _Compiled) -> None:
+        """Send a writer rule, and the rules of its group, inline for good; first the writer finishes their jobs."""
+        group = compiled.writer.group if compiled.writer is not None else None
+        members = self._groups.get(group, [compiled]) if group is not None else [compiled]
+        queued = any(member.route for member in members)
+        for member in members:
+            member.route = False
+        if queued and self._writer is not None:
+            self._writer.flush()
 
     def _copy(self, value: Any, trainable_only: bool) -> Any:
         """snapshot_tensors of ``value``, taken once per due step whichever rules ask."""
@@ -873,6 +925,7 @@ class Monitor:
             )
         if compiled.consecutive >= self.max_failures and not compiled.disabled:
             compiled.disabled = True
+            self._due.disabled(compiled)
             log.warning(
                 "metricreg: metric %r (plugin %r) disabled after %d consecutive failures",
                 compiled.name,

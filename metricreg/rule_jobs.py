@@ -13,16 +13,25 @@ the host routes of the built-ins already run). The Monitor routes it only in a s
 run (under torch.distributed scalars are reduced across ranks on the training thread) and only
 while its inputs are host numbers; a rule that raises in the job is counted and reported under
 its own name, exactly as inline (see Monitor._run_rules).
+
+A rule that reads every passed input (``inputs``: the gap's training windows, filled every 10
+steps and read at each eval) gets :func:`host_inputs`' snapshot of them instead, and rules that
+share state outside their own ``state`` name one ``group``: they take the same route, so the
+state is only ever touched by one thread (one rule going back inline takes the group with it,
+after the writer has finished their queued jobs).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
+
+from metricreg.arrays import host_scalar, is_array, is_scalar_like
+from metricreg.inputs import is_deferred
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,26 +40,50 @@ _PLAIN = frozenset({float, int, bool, str, type(None)})
 NOT_HOST = object()  # host_value's answer for a value that is not one host number
 
 
-def writer_rule(compute: F | None = None, *, copies: tuple[str, ...] = (), passes: tuple[str, ...] = ()) -> Any:
+class WriterSpec(NamedTuple):
+    """How a :func:`writer_rule` gets its arguments on the writer thread."""
+
+    copies: tuple[str, ...]
+    passes: tuple[str, ...]
+    inputs: frozenset[str] | None  # None: no ``inputs`` argument; else the input names it never reads
+    group: str | None
+    frozen: bool  # the copy of ``model`` holds its frozen parameters too
+
+
+def writer_rule(
+    compute: F | None = None,
+    *,
+    copies: tuple[str, ...] = (),
+    passes: tuple[str, ...] = (),
+    inputs: frozenset[str] | None = None,
+    group: str | None = None,
+    frozen: bool = False,
+) -> Any:
     """Mark a rule that may run on the writer thread (returns it; usable as ``@writer_rule(...)`` too).
 
     Its inputs must be host numbers, except the names in ``copies`` (a torch module or a
     {name: tensor} dict of plain CPU tensors: the writer gets :func:`snapshot_tensors`' copy
     taken at the step) and in ``passes`` (objects handed over as they are because the rule only
     reads their structure or its own keys of them: a module's layer types, ``shared``).
+    ``inputs`` (a set of input names the rule never reads) gives its ``inputs`` argument as
+    :func:`host_inputs`' snapshot; ``group`` names rules that must share one route. A copy of
+    ``model`` holds its trainable parameters, and all of them with ``frozen``.
     """
 
     def mark(fn: F) -> F:
-        setattr(fn, _MARK, (tuple(copies), tuple(passes)))
+        spec = WriterSpec(
+            tuple(copies), tuple(passes), frozenset(inputs) if inputs is not None else None, group, frozen
+        )
+        setattr(fn, _MARK, spec)
         return fn
 
     return mark(compute) if compute is not None else mark
 
 
-def writer_inputs(compute: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(copies, passes) of a :func:`writer_rule`, None for any other compute function."""
+def writer_inputs(compute: Callable[..., Any]) -> WriterSpec | None:
+    """The :class:`WriterSpec` of a :func:`writer_rule`, None for any other compute function."""
     mark = getattr(compute, _MARK, None)
-    return mark if isinstance(mark, tuple) else None
+    return mark if isinstance(mark, WriterSpec) else None
 
 
 # The largest parameter (or gradient) set copied for a writer pass: the copy is one memcpy of every
@@ -136,13 +169,67 @@ def host_value(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    from metricreg.arrays import host_scalar
-
     torch = sys.modules.get("torch")
     if torch is not None and kind is torch.Tensor:
-        if value.__dict__ or not value.is_cpu or value.numel() != 1 or value.is_complex():
+        if value.__dict__:
             return NOT_HOST
-        return host_scalar(value)
+        number = host_scalar(value)  # a float for a one-element real CPU tensor, else the tensor itself
+        return number if type(number) is float else NOT_HOST
     if isinstance(value, (np.ndarray, np.generic)) and value.size == 1 and value.dtype.kind in "biuf":
         return host_scalar(value)
     return NOT_HOST
+
+
+class _NotScalar:
+    """Stands in a snapshot for an input that is no scalar (a model, a vector, None): read as such by every rule."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not a scalar>"
+
+
+NOT_SCALAR = _NotScalar()
+# Types whose values are never one number (a module, an optimizer, None): skipped by type alone. Bounded.
+_NEVER_SCALAR: set[type] = set()
+
+
+def host_inputs(
+    raw: Mapping[str, Any], numbers: dict[str, Any], skip: frozenset[str], lazy: bool
+) -> dict[str, Any] | None:
+    """The passed inputs (but ``skip``) as the writer may read them, or None when one cannot be.
+
+    Host numbers as :func:`host_value` reads them (``numbers``: those already read this step,
+    by name), inputs that are no scalar as NOT_SCALAR (not scalar-like, so skipped by any rule
+    that looks for scalars), and a lazy input (a callable) as None when ``lazy``: rules that
+    only ``peek`` see it as None inline too. None (stay inline) for a lazy input otherwise (the
+    inline rule would call it) and for a scalar that is not a host number (a CUDA loss).
+    """
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in skip:
+            continue
+        number = numbers.get(name, NOT_HOST)
+        if number is not NOT_HOST:
+            out[name] = number
+            continue
+        kind = type(value)
+        if kind in _NEVER_SCALAR:
+            out[name] = NOT_SCALAR
+            continue
+        if is_deferred(value):
+            if not lazy:
+                return None
+            out[name] = None
+            continue
+        number = host_value(value)
+        if number is NOT_HOST:
+            if is_scalar_like(value):
+                return None
+            if not is_array(value) and len(_NEVER_SCALAR) < 64:
+                _NEVER_SCALAR.add(kind)
+            number = NOT_SCALAR
+        else:
+            numbers[name] = number
+        out[name] = number
+    return out

@@ -52,6 +52,7 @@ from metricreg.directions import (
 )
 from metricreg.hookspecs import hookimpl
 from metricreg.manifest import CONVENTIONAL, PSNR_GAP, SCORE_GAP
+from metricreg.rule_jobs import writer_rule
 from metricreg.spec import Health, Metric
 
 WINDOWS_KEY = "generalization/windows"
@@ -100,6 +101,11 @@ def _value(v: Any) -> Any:
 _NEVER_SCALAR: set[type] = set()
 
 
+# Both run on the writer thread in a single-process run whose scalar inputs are host numbers
+# (metricreg.rule_jobs): accumulate on a snapshot of the step's inputs, gap after it in the same
+# queue, so each eval reads exactly the windows it would read inline. One group: the windows in
+# `shared` are only ever touched by one thread.
+@writer_rule(inputs=EXCLUDE, passes=("shared",), group="generalization")
 def accumulate(inputs: Any, shared: dict | None = None) -> None:
     """Add this step's scalar inputs to every open training window (writes nothing)."""
     if shared is None:
@@ -132,6 +138,7 @@ def accumulate(inputs: Any, shared: dict | None = None) -> None:
     return None
 
 
+@writer_rule(inputs=EXCLUDE, passes=("shared",), group="generalization")
 def gap(
     inputs: Any, shared: dict | None = None, state: dict | None = None, split: str = "val"
 ) -> dict[str, Any] | None:
@@ -155,7 +162,7 @@ def gap(
         acc = window.get(name)
         if acc is None or acc[1] == 0 or name in EXCLUDE:
             continue
-        raw = inputs[name]
+        raw = A.host_scalar(inputs[name])  # CPU scalars as floats: the same arithmetic on either thread
         if raw is None or not A.is_scalar_like(raw):
             continue
         v = _value(raw)
@@ -188,7 +195,7 @@ def _eval_loss_rising(inputs: Any, state: dict, split: str) -> Any:
     """1.0 when this eval's loss is above its best so far, else 0.0 (on the loss's device); None without a loss."""
     names = sorted((n for n in inputs.provided() if is_loss_like(n) and n not in EXCLUDE), key=lambda n: n != "loss")
     for name in names:
-        raw = inputs[name]
+        raw = A.host_scalar(inputs[name])  # CPU scalars as floats: the same arithmetic on either thread
         if raw is None or not A.is_scalar_like(raw):
             continue
         v = A.as_scalar_array(_value(raw))  # a 0-d float array on the loss's device, or a numpy float

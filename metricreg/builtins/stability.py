@@ -351,6 +351,7 @@ def _progress_lost_host(value: float, state: dict) -> float:
     return (smoothed - best) / learned
 
 
+@writer_rule(inputs=frozenset())  # on the writer thread with the eval's inputs as host numbers (rule_jobs)
 def eval_drop(inputs: Any, state: dict | None = None) -> dict[str, Any] | None:
     """How far each classification score of this eval lies below its best eval so far.
 
@@ -407,6 +408,7 @@ def _plateau_host(value: float, step: int, state: dict) -> float:
     return since + 0.0 * value  # NaN loss -> NaN
 
 
+@writer_rule
 def eval_plateau(loss: Any, state: dict | None = None) -> Any:
     """Evaluations since the eval loss last improved (ReduceLROnPlateau rel rule, threshold 1e-4)."""
     state = {} if state is None else state
