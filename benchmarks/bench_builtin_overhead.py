@@ -50,14 +50,15 @@ if __name__ == "__main__":  # BLAS thread pools read these at import time (defau
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from signal_costs import anchor_model
+
 import metricreg as mr
 
 
 def make(seed: int = 0):
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
+    model = anchor_model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(64, 10, generator=gen)

@@ -33,6 +33,9 @@ os.environ.setdefault("METRICREG_DISABLE_PLUGIN_AUTOLOAD", "1")
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from signal_costs import anchor_model
+
 import metricreg as mr
 
 
@@ -65,9 +68,7 @@ class LogCapture(logging.Handler):
 
 def make(device: torch.device, seed: int = 0):
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    ).to(device)
+    model = anchor_model().to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -34,18 +34,24 @@ def per_call(fn: Callable[[], object], calls: int, repeat: int) -> float:
     return best
 
 
+def anchor_model() -> torch.nn.Sequential:
+    """The anchor MLP, 64 → 256 → 256 → 10 with ReLU: the one model of the overhead benchmark, the
+    GPU check, the Lightning callback benchmark and the signal-cost scripts (seed it first)."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )
+
+
 class Anchor:
     """The anchor training loop: the model, optimizer and batch that some signals are measured on."""
 
     def __init__(self) -> None:
         torch.manual_seed(0)
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(64, 256),
-            torch.nn.ReLU(),
-            torch.nn.Linear(256, 256),
-            torch.nn.ReLU(),
-            torch.nn.Linear(256, 10),
-        )
+        self.net = anchor_model()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-3)
         self.x, self.y = torch.randn(256, 64), torch.randint(0, 10, (256,))
 
