@@ -22,6 +22,9 @@ DIRECTIONS = (None, "higher_is_better", "lower_is_better")
 LEVELS = ("warn", "critical")
 BASELINES = (None, "best", "initial", "best_after_warmup", "previous")
 RELATIVE_KEYS = ("warn_below_frac", "critical_below_frac", "warn_above_frac", "critical_above_frac")
+#: ``Health.clear_after`` for an alert that stays open for the rest of the run: a fault that does
+#: not heal when the next interval changes less (weights that blew up, embeddings that collapsed).
+NEVER_CLEARS = 1_000_000
 
 # Names look like tags: path components of letters, digits, '_', '-', '.'.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")

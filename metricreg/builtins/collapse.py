@@ -44,7 +44,7 @@ import numpy as np
 from metricreg import arrays as A
 from metricreg import host_spectrum
 from metricreg.hookspecs import hookimpl
-from metricreg.spec import Health, Metric
+from metricreg.spec import NEVER_CLEARS, Health, Metric
 
 NEAR_ZERO_REL = 1e-3
 SPECTRAL = ("rankme", "rankme_ratio", "effective_rank", "effective_rank_ratio", "near_zero", "near_zero_ratio")
@@ -116,7 +116,7 @@ HEALTH: dict[str, Health] = {
         baseline_points=1,
         critical_below_frac=0.25,
         critical_below=0.01,
-        clear_after=1_000_000,
+        clear_after=NEVER_CLEARS,
         direction="higher_is_better",
         title="std of normalised embeddings × √d",
         description="Mean per-channel std of L2-normalised embeddings times √d (SimSiam): 1 when isotropic, "

@@ -24,7 +24,7 @@ from metricreg import arrays as A
 from metricreg.distributed import mark_shard
 from metricreg.hookspecs import hookimpl
 from metricreg.rule_jobs import writer_rule
-from metricreg.spec import Health, Metric
+from metricreg.spec import NEVER_CLEARS, Health, Metric
 
 INIT_EVERY = 100
 
@@ -104,7 +104,7 @@ HEALTH_INIT = Health(
     title="distance from initialisation",
     baseline="previous",
     critical_above_frac=4.0,
-    clear_after=1_000_000,
+    clear_after=NEVER_CLEARS,
     description="‖θ − θ₀‖ / ‖θ₀‖ over the trainable parameters, θ₀ a fixed sample taken at the first due "
     "step. Its level depends on the model and optimizer and is not judged; critical when it grows more "
     "than 4× in one interval (from the 4th point on): the weights moved three times further in those "

@@ -7,6 +7,7 @@ import pytest
 
 import metricreg as mr
 from metricreg.health import HealthTracker, evaluate_series, level_of, smooth
+from metricreg.spec import NEVER_CLEARS
 
 
 def tensorboard_classic_smoothing(ys, w):
@@ -132,7 +133,7 @@ def test_previous_point_baseline_judges_a_jump_within_one_interval():
     assert evaluate_series("d", range(7), warmup, jump).alerts == []
     # Then the weights move 10x further in one interval: critical at that point, judged against
     # the point before, and it stays open (the previous point moves up with the jump).
-    sticky = mr.Health(baseline="previous", critical_above_frac=4.0, clear_after=1_000_000)
+    sticky = mr.Health(baseline="previous", critical_above_frac=4.0, clear_after=NEVER_CLEARS)
     verdict = evaluate_series("d", range(10), [*warmup, 3.6, 3.7, 3.8], sticky)
     [alert] = verdict.alerts
     assert (alert.level, alert.first_step, alert.active) == ("critical", 7, True)
